@@ -1,0 +1,38 @@
+# Alliance Radar — two commands set everything up: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv (if missing) and install the project with its dev tools
+
+run: install ## Start broker + services, stream the demo articles, show the live view
+	$(BIN)/radar up --demo
+
+test: install ## Run the whole suite (unit, then integration on the embedded broker)
+	$(BIN)/ruff check .
+	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
+	$(BIN)/pytest tests/integration -q $(PYTEST_ARGS)
+
+lint: install ## ruff
+	$(BIN)/ruff check .
+
+clean: ## Remove the virtualenv and run state
+	rm -rf $(VENV) .run .pytest_cache .ruff_cache
+
+.PHONY: help install run test lint clean

@@ -1,0 +1,34 @@
+"""Aggregator domain metrics: what the alliance view holds and how it moves."""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from shared.contracts import AllianceChange, AllianceState, Stage, utcnow
+
+CHANGES = Counter("radar_alliance_changes_total", "Alliance changes emitted, by transition.",
+                  ["from_stage", "to_stage"])
+DUPLICATES = Counter("radar_duplicate_events_total",
+                     "Partnership events already applied (redeliveries), ignored.")
+ALLIANCES = Gauge("radar_alliances", "Alliances in the view on this worker, by stage.",
+                  ["stage"])
+COMPANIES = Gauge("radar_companies_tracked", "Distinct companies in the view on this worker.")
+END_TO_END = Histogram("radar_end_to_end_latency_seconds",
+                       "From article ingest to the AllianceChange it caused.",
+                       buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+
+
+def record_change(change: AllianceChange, previous: AllianceState | None,
+                  ingested_at=None) -> None:
+    CHANGES.labels(previous.stage if previous else "new", change.stage).inc()
+    if ingested_at is not None:
+        END_TO_END.observe(max(0.0, (utcnow() - ingested_at).total_seconds()))
+
+
+def refresh(states: list[AllianceState]) -> None:
+    by_stage = Tally(s.stage for s in states)
+    for stage in Stage:
+        ALLIANCES.labels(stage.value).set(by_stage.get(stage, 0))
+    COMPANIES.set(len({p for s in states for p in s.parties}))

@@ -1,0 +1,271 @@
+"""`radar`: run the stack, feed it news, and look at the live alliance view."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from rich.console import Console
+
+from shared.contracts import Stage
+
+app = typer.Typer(help="Alliance Radar: partnerships between companies, live from the news.",
+                  no_args_is_help=True, add_completion=False)
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)
+
+
+# ---------------------------------------------------------------- services and broker
+
+
+@app.command()
+def ingestor() -> None:
+    """Run the ingestor service (HTTP push, watched folder -> news.articles.v1)."""
+    from services.ingestor.service import main
+
+    main()
+
+
+@app.command()
+def extractor() -> None:
+    """Run the extractor service (articles -> partnership events)."""
+    from services.extractor.service import main
+
+    main()
+
+
+@app.command()
+def aggregator() -> None:
+    """Run one aggregator worker (Faust tables, change feed, query API)."""
+    from services.aggregator.service import main
+
+    main()
+
+
+@app.command()
+def broker(port: Annotated[int | None, typer.Option(help="Port on 127.0.0.1 "
+                                                     "[default: RADAR_BROKER_PORT or 9092]")]
+           = None) -> None:
+    """Run the embedded Kafka-compatible broker (Tansu, memory only) until Ctrl-C."""
+    from shared.broker import BrokerError, EmbeddedBroker
+    from shared.settings import CliSettings, load
+
+    port = port or load(CliSettings).broker_port
+    try:
+        embedded = EmbeddedBroker(port=port).start()
+    except BrokerError as exc:
+        raise _fail(str(exc)) from None
+    out.print(f"embedded broker ready on [bold]{embedded.bootstrap_servers}[/bold] "
+              "(memory only; Ctrl-C stops it)")
+    _wait_for_signal()
+    embedded.stop()
+
+
+def _wait_for_signal() -> None:
+    received: list[int] = []
+
+    def handler(signum: int, _frame: object) -> None:
+        received.append(signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handler)
+    while not received:
+        signal.pause() if hasattr(signal, "pause") else time.sleep(0.5)
+
+
+@app.command()
+def up(
+    demo: Annotated[bool, typer.Option(help="Stream the bundled sample articles in and show "
+                                             "the alliance view updating.")] = False,
+    bootstrap_servers: Annotated[str | None, typer.Option(help="Use this Kafka instead of "
+                                                          "starting the embedded broker.")]
+    = None,
+    demo_interval: Annotated[float, typer.Option(help="Seconds between demo articles.")]
+    = 1.0,
+    run_dir: Annotated[Path, typer.Option(help="Logs and local state.")] = Path(".run"),
+) -> None:
+    """Start the embedded broker (unless --bootstrap-servers) and the three services."""
+    from services.cli.live import run_live
+    from services.cli.stack import SERVICES, Stack
+    from shared.broker import BrokerError
+    from shared.settings import CliSettings, load
+
+    cli = load(CliSettings)
+    stack = Stack(run_dir=run_dir, bootstrap_servers=bootstrap_servers,
+                  broker_port=cli.broker_port)
+    stopping: list[int] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stopping.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        started = time.monotonic()
+        stack.start()
+        where = bootstrap_servers or f"embedded broker {stack.bootstrap} (memory only)"
+        out.print(f"[bold]Alliance Radar[/bold] on {where}; logs in {run_dir}/logs")
+        stack.wait_healthy(timeout=120)
+        for name in SERVICES:
+            urls = "  ".join(f"{k}: {v}" for k, v in stack.services[name].urls().items())
+            out.print(f"  [green]{name:<10}[/green] ready  {urls}")
+        out.print(f"stack ready in {time.monotonic() - started:.1f}s. Ctrl-C stops everything.")
+        articles = _demo_articles() if demo else []
+        asyncio.run(run_live(stack, articles, demo_interval, out))
+    except KeyboardInterrupt:
+        pass
+    except (BrokerError, RuntimeError, TimeoutError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        stack.stop()
+        raise typer.Exit(1) from None
+    finally:
+        out.print("stopping services and broker ...")
+        stack.stop()
+        out.print("stopped.")
+
+
+def _demo_articles() -> list[dict]:
+    sample = resources.files("services.cli").joinpath("samples", "demo_articles.jsonl")
+    return [json.loads(line) for line in sample.read_text().splitlines() if line.strip()]
+
+
+# ---------------------------------------------------------------- feeding news in
+
+
+@app.command()
+def ingest(
+    path: Annotated[str, typer.Argument(help="JSONL, JSON, RSS/Atom or text file, a folder "
+                                              "of them, or - for stdin.")],
+    source: Annotated[str | None, typer.Option(help="Source name for items without one.")]
+    = None,
+) -> None:
+    """Publish articles to news.articles.v1. Bad items are reported and skipped."""
+    from services.ingestor.sources import parse_document
+
+    documents: list[tuple[str, bytes]] = []
+    if path == "-":
+        documents.append(("stdin", sys.stdin.buffer.read()))
+    else:
+        target = Path(path)
+        if not target.exists():
+            raise _fail(f"no such file or folder: {path}", 2)
+        files = sorted(p for p in target.iterdir() if p.is_file()) if target.is_dir() \
+            else [target]
+        documents.extend((p.name, p.read_bytes()) for p in files)
+    results = asyncio.run(_publish(
+        [item for name, data in documents
+         for item in parse_document(data, name=name, default_source=source or name)]))
+    accepted = [r for r in results if r.status == "accepted"]
+    rejected = [r for r in results if r.status == "rejected"]
+    for r in rejected:
+        err.print(f"[yellow]skipped[/yellow] {r.where}: {r.error}")
+    out.print(f"published {len(accepted)} article(s), skipped {len(rejected)}")
+    if rejected:
+        raise typer.Exit(2 if accepted else 1)
+
+
+async def _publish(items: list) -> list:
+    from services.ingestor.publish import ArticlePublisher
+    from shared.kafka import ensure_topics, make_producer
+    from shared.settings import kafka, topics
+
+    k, t = kafka(), topics()
+    await ensure_topics(k, t, [t.articles])
+    producer = make_producer(k, client_id="radar-cli")
+    await producer.start()
+    try:
+        return await ArticlePublisher(producer, t.articles, service="cli").publish(items, "cli")
+    finally:
+        await producer.stop()
+
+
+# ---------------------------------------------------------------- looking at the view
+
+
+@app.command()
+def alliances(
+    company: Annotated[str | None, typer.Option(help="Only alliances with this company.")]
+    = None,
+    stage: Annotated[Stage | None, typer.Option(help="Only alliances at this stage.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print the live alliance view from the aggregator API (RADAR_API_URL)."""
+    from services.cli.live import alliance_table
+    from shared.settings import CliSettings, load
+
+    api = load(CliSettings).api_url.rstrip("/")
+    params = {k: v for k, v in {"company": company, "stage": stage and stage.value}.items()
+              if v}
+    try:
+        resp = httpx.get(f"{api}/alliances", params=params, timeout=10)
+    except httpx.HTTPError as exc:
+        raise _fail(f"cannot reach the aggregator at {api}: {exc}") from None
+    if resp.status_code != 200:
+        raise _fail(f"{resp.status_code} from {api}: {resp.text[:300]}")
+    rows = resp.json()["alliances"]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+    else:
+        out.print(alliance_table(rows))
+
+
+@app.command()
+def watch(
+    company: Annotated[str | None, typer.Option(help="Only changes involving this company.")]
+    = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")]
+    = False,
+    from_beginning: Annotated[bool, typer.Option(help="Replay every change first.")] = False,
+    limit: Annotated[int | None, typer.Option(help="Exit after this many changes.")] = None,
+) -> None:
+    """Print alliance changes as they arrive on alliances.changes.v1."""
+    from services.cli.live import watch_changes
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(watch_changes(company=company, as_json=as_json,
+                                  from_beginning=from_beginning, limit=limit, console=out))
+
+
+@app.command()
+def config(markdown: Annotated[bool, typer.Option(help="As a Markdown table.")] = False) -> None:
+    """List every RADAR_* environment variable with its default and meaning."""
+    from shared.settings import env_vars
+
+    rows = env_vars()
+    if markdown:
+        print(config_markdown())
+        return
+    for name, (_, _, default, description) in rows.items():
+        out.print(f"[bold]{name}[/bold] = {default!s}  [dim]{description}[/dim]")
+
+
+def config_markdown() -> str:
+    from shared.settings import env_vars
+
+    lines = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
+    for name, (_, _, default, description) in env_vars().items():
+        shown = "" if default is None else str(getattr(default, "value", default))
+        lines.append(f"| `{name}` | `{shown}` | {description} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

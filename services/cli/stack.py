@@ -1,0 +1,171 @@
+"""Run the whole stack as child processes: embedded broker (optional) and the three services.
+
+Used by `radar up` and by the integration tests, so what users run is what is tested. Every
+child is started with PR_SET_PDEATHSIG, so it dies with its parent even on SIGKILL: no
+orphans.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from shared.broker import EmbeddedBroker, die_with_parent
+
+SERVICES = ("ingestor", "extractor", "aggregator")
+DEFAULT_PORTS = {"ingestor": 8001, "extractor": 8002, "aggregator": 6066}
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    port: int
+    host: str
+    log_path: Path
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def urls(self) -> dict[str, str]:
+        urls = {"metrics": f"{self.base_url}/metrics", "health": f"{self.base_url}/health"}
+        if self.name == "ingestor":
+            urls = {"api": f"{self.base_url}/articles (POST)"} | urls
+        if self.name == "aggregator":
+            urls = {"api": f"{self.base_url}/alliances"} | urls
+        return urls
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 (owned by the child)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", f"services.{self.name}"], env=self.env, stdout=log,
+            stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
+        log.close()
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.base_url}/health", timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.alive():
+            assert self.process is not None
+            self.process.send_signal(sig)
+            self.process.wait(10)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        proc = self.process
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+@dataclass
+class Stack:
+    """The broker (unless bootstrap servers are given) plus one process per service."""
+
+    run_dir: Path
+    bootstrap_servers: str | None = None
+    broker_port: int = 9092
+    ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
+    host: str = "127.0.0.1"
+    extra_env: dict[str, str] = field(default_factory=dict)
+    broker: EmbeddedBroker | None = None
+    services: dict[str, ServiceProcess] = field(default_factory=dict)
+
+    @property
+    def bootstrap(self) -> str:
+        if self.bootstrap_servers:
+            return self.bootstrap_servers
+        assert self.broker is not None
+        return self.broker.bootstrap_servers
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env |= {
+            "RADAR_BOOTSTRAP_SERVERS": self.bootstrap,
+            "RADAR_INGESTOR_HOST": self.host, "RADAR_INGESTOR_PORT": str(self.ports["ingestor"]),
+            "RADAR_EXTRACTOR_HOST": self.host,
+            "RADAR_EXTRACTOR_PORT": str(self.ports["extractor"]),
+            "RADAR_AGGREGATOR_HOST": self.host,
+            "RADAR_AGGREGATOR_PORT": str(self.ports["aggregator"]),
+            "RADAR_AGGREGATOR_DATA_DIR": str(self.run_dir / "aggregator"),
+            "PYTHONUNBUFFERED": "1",
+        }
+        if not self.bootstrap_servers:
+            env["RADAR_PROFILE"] = "embedded"
+        return env | self.extra_env
+
+    def start_broker(self) -> None:
+        if self.bootstrap_servers is None and self.broker is None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.broker = EmbeddedBroker(port=self.broker_port, host=self.host,
+                                         log_path=self.run_dir / "broker.log").start()
+
+    def start(self, names: tuple[str, ...] = SERVICES) -> None:
+        self.start_broker()
+        env = self.env()
+        for name in names:
+            svc = ServiceProcess(name, self.ports[name], self.host,
+                                 self.run_dir / "logs" / f"{name}.log", env)
+            svc.start()
+            self.services[name] = svc
+
+    def wait_healthy(self, timeout: float = 90.0, names: tuple[str, ...] | None = None) -> None:
+        deadline = time.monotonic() + timeout
+        pending = set(names or self.services)
+        while pending and time.monotonic() < deadline:
+            for name in sorted(pending):
+                svc = self.services[name]
+                if not svc.alive():
+                    raise RuntimeError(f"{name} exited with code {svc.process.returncode}:\n"
+                                       f"{svc.tail()}")
+                if svc.healthy():
+                    pending.discard(name)
+            time.sleep(0.2)
+        if pending:
+            tails = "\n".join(f"--- {n}\n{self.services[n].tail()}" for n in sorted(pending))
+            raise TimeoutError(f"not healthy after {timeout}s: {sorted(pending)}\n{tails}")
+
+    def stop(self) -> None:
+        for svc in reversed(list(self.services.values())):
+            svc.stop()
+        if self.broker is not None:
+            self.broker.stop()
+            self.broker = None
+
+    def __enter__(self) -> Stack:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

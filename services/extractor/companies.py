@@ -1,0 +1,112 @@
+"""Company names: one canonical name per company, across articles.
+
+The canonical name is the key of the alliance view, so it must be deterministic: the same
+mention always maps to the same string. Known companies come from `data/companies.json`
+(aliases, brands and units map to their owner); every other name is normalised by rule
+(wire-copy tickers, legal suffixes, punctuation).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+
+LEGAL_SUFFIXES = (
+    "co", "corp", "corporation", "company", "inc", "incorporated", "ltd", "limited", "llc",
+    "lp", "llp", "sa", "ag", "plc", "nv", "bv", "spa", "gmbh", "kgaa", "se", "ab", "asa",
+    "oy", "oyj", "kk", "pty", "group", "holdings", "holding", "cos", "companies",
+)
+_SUFFIX_RE = re.compile(r"(?:[\s,]+(?:" + "|".join(LEGAL_SUFFIXES) + r")\.?)+$", re.I)
+_TICKER_RE = re.compile(r"\s*<[^<>]{1,12}>\s*$")  # "Chrysler Corp <C>"
+_BRACKETS_RE = re.compile(r"^<(.+)>$")  # "<Automobili Lamborghini SpA>"
+_POSSESSIVE_RE = re.compile(r"(?:'s|’s|')$")
+_SPACE_RE = re.compile(r"\s+")
+
+
+def clean_mention(text: str) -> str:
+    """Strip wire-copy decorations, possessives, a leading 'the' and legal suffixes."""
+    name = _SPACE_RE.sub(" ", text).strip(" \t\n,;:.\"'()")
+    bracket = _BRACKETS_RE.match(name)
+    if bracket:
+        name = bracket.group(1)
+    name = _TICKER_RE.sub("", name)
+    name = _POSSESSIVE_RE.sub("", name).strip()
+    name = re.sub(r"^(?:the|The)\s+", "", name)
+    stripped = _SUFFIX_RE.sub("", name).strip(" ,.")
+    return stripped or name
+
+
+def name_key(text: str) -> str:
+    """Case- and punctuation-insensitive lookup key."""
+    return re.sub(r"[^a-z0-9&]+", " ", clean_mention(text).lower()).strip()
+
+
+@dataclass
+class CompanyRegistry:
+    """Canonical names with aliases, brands and units; non-party names (outlets, bodies)."""
+
+    canonical: dict[str, str] = field(default_factory=dict)  # key -> canonical name
+    brands: dict[str, str] = field(default_factory=dict)  # brand key -> owner
+    non_parties: set[str] = field(default_factory=set)
+    surface_forms: set[str] = field(default_factory=set)  # as written, for the EntityRuler
+
+    @classmethod
+    def from_data(cls, companies: dict, non_parties: list[str]) -> CompanyRegistry:
+        reg = cls()
+        for name, info in companies.items():
+            reg.canonical[name_key(name)] = name
+            reg.surface_forms.add(name)
+            for alias in info.get("aliases", []):
+                reg.canonical[name_key(alias)] = name
+                reg.surface_forms.add(alias)
+            for brand in info.get("brands", []):
+                reg.brands[name_key(brand)] = name
+                reg.surface_forms.add(brand)
+        reg.non_parties = {name_key(n) for n in non_parties}
+        return reg
+
+    def is_non_party(self, mention: str) -> bool:
+        return name_key(mention) in self.non_parties
+
+    def is_known(self, mention: str) -> bool:
+        return name_key(mention) in self.canonical
+
+    def brand_owner(self, mention: str) -> str | None:
+        return self.brands.get(name_key(mention))
+
+    def canonicalize(self, mention: str) -> str | None:
+        """Canonical company name of a mention; None for empty or non-party names."""
+        key = name_key(mention)
+        if not key or key in self.non_parties:
+            return None
+        if key in self.canonical:
+            return self.canonical[key]
+        # "Nissan Motor Co Ltd" -> drop trailing words until a registry hit ("Nissan").
+        words = key.split()
+        for n in range(len(words) - 1, 0, -1):
+            hit = self.canonical.get(" ".join(words[:n]))
+            if hit:
+                return hit
+        return clean_mention(mention)
+
+    def patterns(self) -> list[dict]:
+        """EntityRuler phrase patterns (case-sensitive) for every name, alias and brand."""
+        return [{"label": "ORG", "pattern": form} for form in sorted(self.surface_forms)]
+
+
+def _data(name: str) -> dict:
+    return json.loads(resources.files("services.extractor").joinpath("data", name).read_text())
+
+
+@cache
+def default_registry() -> CompanyRegistry:
+    return CompanyRegistry.from_data(_data("companies.json")["companies"],
+                                     _data("lexicon.json")["non_parties"])
+
+
+@cache
+def lexicon() -> dict:
+    return _data("lexicon.json")

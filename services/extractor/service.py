@@ -1,0 +1,82 @@
+"""Extractor service: news.articles.v1 -> alliances.partnerships.v1 (thin Kafka wiring)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+
+from aiohttp import web
+
+from services.extractor import metrics as ex_metrics
+from services.extractor.pipeline import Extractor
+from shared import logs, metrics
+from shared.contracts import ArticleEvent, Contract
+from shared.kafka import Outcome, Outgoing, StreamProcessor, ensure_topics
+from shared.settings import ExtractorSettings, kafka, load, topics
+
+log = logging.getLogger(__name__)
+SERVICE = "extractor"
+
+
+class ExtractorHandler:
+    """Runs extraction off the event loop, so heartbeats and /health stay responsive."""
+
+    def __init__(self, extractor: Extractor, out_topic: str, min_confidence: float) -> None:
+        self.extractor = extractor
+        self.out_topic = out_topic
+        self.min_confidence = min_confidence
+
+    async def __call__(self, messages: list[Contract]) -> list[Outcome]:
+        articles = [m for m in messages if isinstance(m, ArticleEvent)]
+        started = time.perf_counter()
+        results = await asyncio.to_thread(self.extractor.extract_many, articles)
+        per_article = (time.perf_counter() - started) / max(len(articles), 1)
+        outcomes = []
+        for article, events in zip(articles, results, strict=True):
+            ex_metrics.SECONDS.observe(per_article)
+            kept = [e for e in events if e.confidence >= self.min_confidence]
+            gated = not self.extractor.is_candidate(article.text)
+            ex_metrics.ARTICLES.labels("gated_out" if gated else
+                                       "events" if kept else "no_events").inc()
+            for event in kept:
+                ex_metrics.EVENTS.labels(event.stage.value).inc()
+            outcomes.append(Outcome(outputs=[Outgoing(self.out_topic, e) for e in kept]))
+        return outcomes
+
+
+async def run() -> None:
+    settings = load(ExtractorSettings)
+    k, t = kafka(), topics()
+    await ensure_topics(k, t, [t.articles, t.partnerships, t.dlq(t.articles)])
+    log.info("loading spaCy model %s", settings.model)
+    extractor = await asyncio.to_thread(Extractor.load, settings.model)
+    processor = StreamProcessor(
+        service=SERVICE, kafka=k, input_topic=t.articles, model=ArticleEvent,
+        group_id=settings.group_id, batch_size=settings.batch_size,
+        handler=ExtractorHandler(extractor, t.partnerships, settings.min_confidence))
+
+    def readiness() -> tuple[bool, dict[str, object]]:
+        return processor.ready, {"assigned_partitions": len(processor.consumer.assignment())
+                                 if processor.ready else 0}
+
+    app = web.Application()
+    app.add_routes(metrics.ops_routes(SERVICE, readiness))
+    runner = await metrics.start_http(app, settings.host, settings.port)
+    log.info("extractor HTTP on http://%s:%s", settings.host, settings.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await processor.start()
+    try:
+        await processor.run(stop)
+    finally:
+        await processor.stop()
+        await runner.cleanup()
+
+
+def main() -> None:
+    logs.setup(SERVICE)
+    asyncio.run(run())

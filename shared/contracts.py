@@ -1,0 +1,300 @@
+"""Message contracts: one versioned pydantic model per Kafka topic.
+
+These models are the single source of truth for what travels on the wire (JSON), for the
+README's topic table and for the AsyncAPI document. A breaking change is a new model and a
+new topic (`...v2`), never an edit in place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+NonEmptyStr = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class Stage(StrEnum):
+    """Where a partnership stands, as defined in the annotation guide."""
+
+    RUMORED = "rumored"
+    TALKS = "talks"
+    AGREED = "agreed"
+    ACTIVE = "active"
+    FAILED = "failed"
+    ENDED = "ended"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _slug(name: str) -> str:
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
+
+
+def alliance_id_for(parties: list[str]) -> str:
+    """Stable, readable key of a party set: slugs of the sorted canonical names joined by '+'.
+
+    The same companies give the same id in any order, in any article, on any worker; it is
+    the Kafka key of partnership, change and state records, so one alliance lives in one
+    partition.
+    """
+    slugs = sorted({_slug(p) for p in parties if _slug(p)})
+    if len(slugs) < 2:
+        raise ValueError(f"an alliance needs two or more distinct parties, got {parties!r}")
+    return "+".join(slugs)
+
+
+def stable_hash(*parts: str, length: int = 20) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:length]
+
+
+class Contract(BaseModel):
+    """Base of every wire model: strict about unknown fields, JSON bytes in and out."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_bytes="base64",
+                              val_json_bytes="base64")
+
+    #: Default topic name; deployments may rename it through settings (RADAR_TOPIC_*).
+    topic: ClassVar[str]
+
+    def key(self) -> bytes:
+        """The Kafka record key for this message."""
+        raise NotImplementedError
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Contract:
+        return cls.model_validate_json(raw)
+
+
+class ArticleEvent(Contract):
+    """A cleaned news article, published once per distinct story by the ingestor."""
+
+    topic: ClassVar[str] = "news.articles.v1"
+
+    schema_version: Literal[1] = Field(1, description="Contract version of this message.")
+    article_id: NonEmptyStr = Field(
+        description="Stable id: from the feed guid or canonical URL, else a content hash.",
+        examples=["reuters-1987-0042"],
+    )
+    url: str | None = Field(None, description="Canonical URL of the article, when known.")
+    title: str = Field("", description="Headline.")
+    text: NonEmptyStr = Field(description="Clean body text; evidence offsets point into it.")
+    source: str = Field("unknown", description="Feed, outlet or channel the article came from.")
+    published_at: AwareDatetime = Field(description="When the news was published (UTC).")
+    fetched_at: AwareDatetime = Field(default_factory=utcnow,
+                                       description="When the ingestor took the article in.")
+    language: str = Field("en", description="ISO 639-1 language code of the text.")
+
+    def key(self) -> bytes:
+        return self.article_id.encode()
+
+
+class Evidence(BaseModel):
+    """The sentence that supports an event, with character offsets into the article text."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sentence: str = Field(description="The supporting sentence, verbatim.")
+    start: int = Field(ge=0, description="Offset of the sentence's first character in `text`.")
+    end: int = Field(ge=0, description="Offset just past the sentence's last character.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Evidence:
+        if self.end < self.start:
+            raise ValueError("evidence end precedes start")
+        return self
+
+
+class AttributionKind(StrEnum):
+    OUTLET = "outlet"
+    ANONYMOUS = "anonymous"
+    OFFICIAL = "official"
+    DENIAL = "denial"
+    UNATTRIBUTED = "unattributed"
+
+
+class Attribution(BaseModel):
+    """Who reported or said what the evidence states."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: AttributionKind = Field(AttributionKind.UNATTRIBUTED,
+                                  description="Named outlet, anonymous sources, an official "
+                                  "statement or denial, or nothing stated.")
+    name: str | None = Field(None, description="The outlet or speaker, when named.",
+                             examples=["The Wall Street Journal"])
+
+
+class PartnershipEvent(Contract):
+    """One party set and its stage as reported by one article."""
+
+    topic: ClassVar[str] = "alliances.partnerships.v1"
+
+    schema_version: Literal[1] = Field(1, description="Contract version of this message.")
+    event_id: NonEmptyStr = Field(description="Deterministic from article id and party set, so "
+                                  "a redelivered or re-extracted event is recognisable.")
+    article_id: NonEmptyStr = Field(description="The article the event was read from.")
+    parties: list[NonEmptyStr] = Field(min_length=2, description="Canonical company names, "
+                                       "sorted.", examples=[["Chrysler", "Nissan"]])
+    stage: Stage = Field(description="Latest stage the article reports for this party set.")
+    areas: list[str] = Field(default_factory=list, description="Fields of cooperation.")
+    confidence: float = Field(ge=0.0, le=1.0, description="Estimated probability the event is "
+                              "right (party set and stage).")
+    evidence: list[Evidence] = Field(default_factory=list, min_length=1,
+                                     description="Supporting sentences.")
+    attribution: Attribution = Field(default_factory=Attribution,
+                                     description="Who reported or said it.")
+    published_at: AwareDatetime = Field(description="Publication time of the article.")
+    source: str = Field("unknown", description="Source of the article.")
+    ingested_at: AwareDatetime | None = Field(None, description="When the ingestor took the "
+                                              "article in (for end-to-end latency).")
+    extractor_version: str = Field("1", description="Version of the extraction logic.")
+
+    @field_validator("parties")
+    @classmethod
+    def _sorted_unique(cls, parties: list[str]) -> list[str]:
+        if len(set(parties)) != len(parties):
+            raise ValueError("parties must be distinct")
+        return sorted(parties)
+
+    @property
+    def alliance_id(self) -> str:
+        return alliance_id_for(self.parties)
+
+    def key(self) -> bytes:
+        return self.alliance_id.encode()
+
+    @staticmethod
+    def make_event_id(article_id: str, parties: list[str]) -> str:
+        return stable_hash(article_id, alliance_id_for(parties))
+
+
+class StageTransition(BaseModel):
+    """One stage change of an alliance, with what caused it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    previous_stage: Stage | None = Field(description="Stage before; null for a new alliance.")
+    stage: Stage
+    episode: int = Field(ge=1, description="Counts revivals: a new episode opens after "
+                         "failed/ended or a long silence.")
+    changed_at: AwareDatetime = Field(description="Publication time of the causing news.")
+    event_id: str
+    article_id: str
+    evidence: list[Evidence] = Field(default_factory=list)
+
+
+class Observation(BaseModel):
+    """A partnership event as kept in state: enough to re-derive the stage in any order."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: str
+    article_id: str
+    stage: Stage
+    published_at: AwareDatetime
+    confidence: float
+    areas: list[str] = Field(default_factory=list)
+    source: str = "unknown"
+    attribution: Attribution = Field(default_factory=Attribution)
+    evidence: list[Evidence] = Field(default_factory=list)
+
+
+class AllianceState(Contract):
+    """The live view of one alliance: the value of the aggregator's table."""
+
+    topic: ClassVar[str] = "alliances.state.v1"
+
+    schema_version: Literal[1] = Field(1, description="Contract version of this message.")
+    alliance_id: str = Field(description="Key: slugs of the sorted party names joined by '+'.")
+    parties: list[str] = Field(description="Canonical company names, sorted.")
+    stage: Stage = Field(description="Current stage.")
+    episode: int = Field(1, ge=1, description="Current episode (revivals open a new one).")
+    areas: list[str] = Field(default_factory=list, description="Union of reported areas.")
+    first_seen: AwareDatetime = Field(description="Publication time of the earliest news.")
+    last_changed: AwareDatetime = Field(description="Publication time of the news that set "
+                                        "the current stage.")
+    confidence: float = Field(ge=0.0, le=1.0, description="Best confidence supporting the "
+                              "current stage.")
+    sources: list[str] = Field(default_factory=list, description="Sources that reported it.")
+    article_count: int = Field(ge=0, description="Distinct supporting articles.")
+    history: list[StageTransition] = Field(default_factory=list,
+                                           description="Stage transitions, oldest first "
+                                           "(bounded).")
+    observations: list[Observation] = Field(default_factory=list,
+                                            description="Supporting events, by publication "
+                                            "time (bounded).")
+    updated_at: AwareDatetime = Field(default_factory=utcnow,
+                                      description="Wall-clock time of the last update.")
+
+    def key(self) -> bytes:
+        return self.alliance_id.encode()
+
+
+class AllianceChange(Contract):
+    """Emitted exactly when an alliance appears or its stage changes."""
+
+    topic: ClassVar[str] = "alliances.changes.v1"
+
+    schema_version: Literal[1] = Field(1, description="Contract version of this message.")
+    change_id: str = Field(description="Deterministic id of this transition; consumers dedup "
+                           "on it (delivery is at-least-once).")
+    alliance_id: str = Field(description="Key of the alliance.")
+    parties: list[str] = Field(description="Canonical company names, sorted.")
+    previous_stage: Stage | None = Field(description="Stage before; null for a new alliance.")
+    stage: Stage = Field(description="Stage after the change.")
+    episode: int = Field(1, ge=1, description="Episode the new stage belongs to.")
+    changed_at: AwareDatetime = Field(description="Publication time of the causing news.")
+    event_id: str = Field(description="The partnership event that caused the change.")
+    article_id: str = Field(description="The article that caused the change.")
+    evidence: list[Evidence] = Field(default_factory=list, description="Its evidence.")
+    emitted_at: AwareDatetime = Field(default_factory=utcnow,
+                                      description="Wall-clock time the change was emitted.")
+
+    def key(self) -> bytes:
+        return self.alliance_id.encode()
+
+
+class DeadLetter(Contract):
+    """A record a service could not process, kept with the reason instead of being lost."""
+
+    topic: ClassVar[str] = "<input topic>.dlq"
+
+    schema_version: Literal[1] = Field(1, description="Contract version of this message.")
+    service: str = Field(description="The service that rejected the record.")
+    topic_name: str = Field(description="Topic the record came from.")
+    partition: int | None = Field(None, description="Partition it came from.")
+    offset: int | None = Field(None, description="Offset it had there.")
+    record_key: bytes | None = Field(None, description="Original key (base64 in JSON).")
+    record_value: bytes | None = Field(None, description="Original raw bytes (base64 in "
+                                       "JSON).")
+    reason: str = Field(description="Short machine-readable reason, e.g. invalid_json.")
+    error: str = Field(description="Human-readable error.")
+    failed_at: AwareDatetime = Field(default_factory=utcnow)
+
+    def key(self) -> bytes:
+        return f"{self.topic_name}:{self.partition}:{self.offset}".encode()
+
+
+WIRE_MODELS: tuple[type[Contract], ...] = (
+    ArticleEvent, PartnershipEvent, AllianceChange, AllianceState, DeadLetter,
+)

@@ -1,0 +1,290 @@
+"""Kafka wiring written once: clients per profile, topic creation, decoding, dead letters and
+the at-least-once consume -> process -> produce -> commit loop the plain-aiokafka services use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.structs import TopicPartition
+from pydantic import ValidationError
+
+from shared import metrics
+from shared.contracts import Contract, DeadLetter
+from shared.settings import KafkaSettings, TopicSettings
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=Contract)
+
+
+def producer_options(kafka: KafkaSettings) -> dict[str, Any]:
+    """Producer settings per profile.
+
+    Tansu answers ListOffsets(latest) with the start of the last batch + 1, so on the embedded
+    broker every batch holds one record (`max_batch_size=1`): end offsets, lag and
+    `auto_offset_reset="latest"` stay right. Neither broker profile uses idempotence or
+    transactions (Tansu rejects InitProducerId); consumers are idempotent instead.
+    """
+    opts: dict[str, Any] = {
+        "bootstrap_servers": kafka.bootstrap_servers,
+        "acks": "all",
+        "request_timeout_ms": kafka.request_timeout_ms,
+        "enable_idempotence": False,
+    }
+    if kafka.embedded:
+        opts.update(max_batch_size=1, linger_ms=0)
+    else:
+        opts.update(linger_ms=5, compression_type="gzip")
+    return opts
+
+
+def consumer_options(kafka: KafkaSettings) -> dict[str, Any]:
+    """Consumer settings per profile.
+
+    Tansu holds every JoinGroup reply for half the session timeout, so the embedded profile
+    keeps sessions short (6 s -> 3 s joins) while Apache Kafka gets its usual defaults.
+    """
+    return {
+        "bootstrap_servers": kafka.bootstrap_servers,
+        "session_timeout_ms": kafka.session_timeout,
+        "heartbeat_interval_ms": kafka.heartbeat_interval,
+        "request_timeout_ms": kafka.request_timeout_ms,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "isolation_level": "read_uncommitted",
+    }
+
+
+def make_producer(kafka: KafkaSettings, client_id: str) -> AIOKafkaProducer:
+    return AIOKafkaProducer(client_id=client_id, **producer_options(kafka))
+
+
+def make_consumer(kafka: KafkaSettings, *topics: str, group_id: str | None,
+                  client_id: str, **overrides: Any) -> AIOKafkaConsumer:
+    opts = consumer_options(kafka) | overrides
+    return AIOKafkaConsumer(*topics, group_id=group_id, client_id=client_id, **opts)
+
+
+async def ensure_topics(kafka: KafkaSettings, topics: TopicSettings,
+                        names: Sequence[str], compacted: Sequence[str] = ()) -> None:
+    """Create missing topics (idempotent; racing creators are fine)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers,
+                                client_id="radar-admin",
+                                request_timeout_ms=kafka.request_timeout_ms)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [n for n in dict.fromkeys(names) if n not in existing]
+        if not missing:
+            return
+        new = [NewTopic(n, topics.partitions, topics.replication,
+                        topic_configs={"cleanup.policy": "compact"} if n in compacted else {})
+               for n in missing]
+        with contextlib.suppress(TopicAlreadyExistsError):
+            await admin.create_topics(new)
+    finally:
+        await admin.close()
+
+
+async def wait_for_broker(bootstrap_servers: str, timeout: float = 30.0) -> None:
+    """Return once the broker answers a metadata request, else raise TimeoutError."""
+    deadline = time.monotonic() + timeout
+    # Refused connections are expected while the broker starts; don't log each one.
+    quiet = logging.getLogger("aiokafka")
+    saved = quiet.level
+    quiet.setLevel(logging.CRITICAL)
+    try:
+        await _poll_metadata(bootstrap_servers, deadline)
+    finally:
+        quiet.setLevel(saved)
+
+
+async def _poll_metadata(bootstrap_servers: str, deadline: float) -> None:
+    from aiokafka.client import AIOKafkaClient
+
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        client = AIOKafkaClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=2000)
+        try:
+            await client.bootstrap()
+            await client.fetch_all_metadata()
+            return
+        except (KafkaError, OSError) as exc:
+            last = exc
+            await asyncio.sleep(0.1)
+        finally:
+            await client.close()
+    raise TimeoutError(f"no Kafka broker answered at {bootstrap_servers}: {last}")
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """Why a record cannot be processed: the reason label and a readable message."""
+
+    reason: str
+    error: str
+
+
+def decode(model: type[M], raw: bytes | None) -> M | Rejected:
+    """Bytes -> contract model, or a `Rejected` naming what is wrong (never raises)."""
+    if raw is None:
+        return Rejected("empty_record", "record has no value")
+    try:
+        return model.model_validate_json(raw)  # type: ignore[return-value]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        if first["type"] == "json_invalid":
+            return Rejected("invalid_json", f"not valid JSON: {first['msg']}")
+        where = ".".join(str(p) for p in first["loc"]) or "<root>"
+        return Rejected("schema_violation", f"{model.__name__}: {where}: {first['msg']} "
+                        f"({exc.error_count()} error(s))")
+
+
+def dead_letter(service: str, record: ConsumerRecord, rejected: Rejected) -> DeadLetter:
+    return DeadLetter(service=service, topic_name=record.topic, partition=record.partition,
+                      offset=record.offset, record_key=record.key, record_value=record.value,
+                      reason=rejected.reason, error=rejected.error[:2000])
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+@dataclass
+class Outgoing:
+    topic: str
+    message: Contract
+
+
+@dataclass
+class Outcome:
+    """What processing one input record produced."""
+
+    outputs: list[Outgoing] = field(default_factory=list)
+    rejected: Rejected | None = None
+
+
+BatchHandler = Callable[[list[Contract]], Awaitable[list[Outcome]]]
+
+
+class StreamProcessor:
+    """consume -> decode -> handle -> produce -> commit, at least once.
+
+    Offsets are committed only after every output and dead letter of a batch is acknowledged,
+    so a crash re-delivers rather than loses; downstream dedups on deterministic ids. A record
+    that does not decode, or whose processing raises, becomes a dead letter on
+    `<input>.dlq`, and the loop goes on.
+    """
+
+    def __init__(self, *, service: str, kafka: KafkaSettings, input_topic: str,
+                 model: type[Contract], group_id: str, handler: BatchHandler,
+                 batch_size: int = 32) -> None:
+        self.service = service
+        self.input_topic = input_topic
+        self.dlq_topic = TopicSettings.dlq(input_topic)
+        self.model = model
+        self.handler = handler
+        self.batch_size = batch_size
+        self.consumer = make_consumer(kafka, input_topic, group_id=group_id,
+                                      client_id=f"radar-{service}")
+        self.producer = make_producer(kafka, client_id=f"radar-{service}")
+        self._started = False
+        self._lag_refreshed = 0.0
+
+    @property
+    def ready(self) -> bool:
+        return self._started and bool(self.consumer.assignment())
+
+    async def start(self) -> None:
+        await self.producer.start()
+        await self.consumer.start()
+        self._started = True
+
+    async def stop(self) -> None:
+        self._started = False
+        with contextlib.suppress(Exception):
+            await self.consumer.stop()
+        with contextlib.suppress(Exception):
+            await self.producer.stop()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            batches = await self.consumer.getmany(timeout_ms=500, max_records=self.batch_size)
+            for tp, records in batches.items():
+                await self.process(records)
+                await self.consumer.commit({tp: records[-1].offset + 1})
+            await self._refresh_lag()
+
+    async def process(self, records: list[ConsumerRecord]) -> None:
+        m = metrics.PIPELINE
+        m.consumed.labels(self.service, self.input_topic).inc(len(records))
+        decoded: list[tuple[ConsumerRecord, Contract]] = []
+        futures: list[asyncio.Future[Any]] = []
+        for record in records:
+            result = decode(self.model, record.value)
+            if isinstance(result, Rejected):
+                futures.append(await self._send_dead(record, result))
+            else:
+                decoded.append((record, result))
+        with m.processing_seconds.labels(self.service).time():
+            outcomes = await self._handle([msg for _, msg in decoded])
+        for (record, _), outcome in zip(decoded, outcomes, strict=True):
+            if outcome.rejected is not None:
+                futures.append(await self._send_dead(record, outcome.rejected))
+            for out in outcome.outputs:
+                futures.append(await self.producer.send(out.topic, out.message.to_bytes(),
+                                                        key=out.message.key()))
+                m.produced.labels(self.service, out.topic).inc()
+        if futures:
+            await asyncio.gather(*futures)
+
+    async def _handle(self, messages: list[Contract]) -> list[Outcome]:
+        if not messages:
+            return []
+        try:
+            return await self.handler(messages)
+        except Exception:
+            if len(messages) == 1:
+                log.exception("%s: processing failed", self.service)
+                return [Outcome(rejected=Rejected("processing_error",
+                                                  "processing raised; see service log"))]
+            # Isolate the poison record: process one by one.
+            return [(await self._handle([msg]))[0] for msg in messages]
+
+    async def _send_dead(self, record: ConsumerRecord, rejected: Rejected) -> asyncio.Future:
+        log.warning("%s: dead-lettering %s[%s]@%s: %s", self.service, record.topic,
+                    record.partition, record.offset, rejected.error)
+        metrics.PIPELINE.dlq.labels(self.service, record.topic, rejected.reason).inc()
+        letter = dead_letter(self.service, record, rejected)
+        return await self.producer.send(self.dlq_topic, letter.to_bytes(), key=letter.key())
+
+    async def _refresh_lag(self) -> None:
+        now = time.monotonic()
+        if now - self._lag_refreshed < 1.0:
+            return
+        self._lag_refreshed = now
+        for tp in self.consumer.assignment():
+            await record_lag(self.service, self.consumer, tp)
+
+
+async def record_lag(service: str, consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:
+    """Lag = high watermark - position, per partition (right on Tansu thanks to batch size 1)."""
+    highwater = consumer.highwater(tp)
+    if highwater is None:
+        return
+    with contextlib.suppress(KafkaError, AssertionError):
+        position = await consumer.position(tp)
+        metrics.PIPELINE.lag.labels(service, tp.topic, str(tp.partition)).set(
+            max(0, highwater - position))

