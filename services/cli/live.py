@@ -78,8 +78,11 @@ async def assigned_consumer(topic: str, from_beginning: bool, bootstrap_servers:
 
 async def follow_changes(on_change: Callable[[AllianceChange], None], *, from_beginning: bool,
                          stop: asyncio.Event, limit: int | None = None,
-                         bootstrap_servers: str | None = None) -> None:
+                         bootstrap_servers: str | None = None,
+                         on_ready: Callable[[], None] | None = None) -> None:
     consumer = await assigned_consumer(topics().changes, from_beginning, bootstrap_servers)
+    if on_ready is not None:
+        on_ready()
     seen = 0
     try:
         while not stop.is_set():
@@ -115,7 +118,11 @@ async def watch_changes(*, company: str | None, as_json: bool, from_beginning: b
         if limit is not None and count >= limit:
             stop.set()
 
-    await follow_changes(show, from_beginning=from_beginning, stop=stop)
+    def ready() -> None:
+        where = "from the beginning" if from_beginning else "from now on"
+        Console(stderr=True).print(f"watching {topics().changes} {where} (Ctrl-C stops)")
+
+    await follow_changes(show, from_beginning=from_beginning, stop=stop, on_ready=ready)
 
 
 async def run_live(stack: Any, articles: list[dict], interval: float,

@@ -20,7 +20,14 @@ import httpx
 from shared.broker import EmbeddedBroker, die_with_parent
 
 SERVICES = ("ingestor", "extractor", "aggregator")
-DEFAULT_PORTS = {"ingestor": 8001, "extractor": 8002, "aggregator": 6066}
+
+
+def configured_ports() -> dict[str, int]:
+    """Service ports from RADAR_<SERVICE>_PORT (defaults 8001, 8002, 6066)."""
+    from shared.settings import AggregatorSettings, ExtractorSettings, IngestorSettings, load
+
+    return {"ingestor": load(IngestorSettings).port, "extractor": load(ExtractorSettings).port,
+            "aggregator": load(AggregatorSettings).port}
 
 
 @dataclass
@@ -92,7 +99,7 @@ class Stack:
     run_dir: Path
     bootstrap_servers: str | None = None
     broker_port: int = 9092
-    ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
+    ports: dict[str, int] = field(default_factory=configured_ports)
     host: str = "127.0.0.1"
     extra_env: dict[str, str] = field(default_factory=dict)
     broker: EmbeddedBroker | None = None

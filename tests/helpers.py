@@ -1,0 +1,107 @@
+"""Shared test helpers: wait on conditions with deadlines, read topics from the start."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
+
+from shared.contracts import Contract
+from shared.kafka import Rejected, consumer_options, decode, producer_options
+from shared.settings import KafkaSettings
+
+T = TypeVar("T")
+M = TypeVar("M", bound=Contract)
+
+
+def wait_until(predicate: Callable[[], T], timeout: float = 30.0, interval: float = 0.1,
+               message: str = "condition") -> T:
+    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}; last={last!r}")
+
+
+async def async_wait_until(predicate: Callable[[], Awaitable[T]], timeout: float = 30.0,
+                           interval: float = 0.1, message: str = "condition") -> T:
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = await predicate()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}; last={last!r}")
+
+
+def kafka_settings(bootstrap: str) -> KafkaSettings:
+    return KafkaSettings(bootstrap_servers=bootstrap, profile="embedded")
+
+
+async def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
+    producer = AIOKafkaProducer(**producer_options(kafka_settings(bootstrap)))
+    await producer.start()
+    try:
+        for key, value in records:
+            await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()
+
+
+class TopicReader:
+    """Reads every partition of a topic from the beginning, without a consumer group."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        opts = consumer_options(kafka_settings(bootstrap))
+        self.topic = topic
+        self.consumer = AIOKafkaConsumer(**opts)
+        self.records: list = []
+
+    async def __aenter__(self) -> TopicReader:
+        await self.consumer.start()
+
+        async def partitions():
+            await self.consumer.topics()
+            return self.consumer.partitions_for_topic(self.topic)
+
+        parts = await async_wait_until(partitions, 30, 0.2, f"topic {self.topic}")
+        tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
+        self.consumer.assign(tps)
+        await self.consumer.seek_to_beginning(*tps)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.consumer.stop()
+
+    async def poll(self) -> list:
+        batches = await self.consumer.getmany(timeout_ms=200)
+        for recs in batches.values():
+            self.records.extend(recs)
+        return self.records
+
+    async def wait_for(self, predicate: Callable[[list], bool], timeout: float = 60.0,
+                       message: str = "records") -> list:
+        async def check():
+            records = await self.poll()
+            return records if predicate(records) else None
+
+        return await async_wait_until(check, timeout, 0.05, message)
+
+
+def valid(records: list, model: type[M]) -> list[M]:
+    """The records that decode as `model` (topics shared by tests also hold junk on purpose)."""
+    out = []
+    for record in records:
+        result = decode(model, record.value)
+        if not isinstance(result, Rejected):
+            out.append(result)
+    return out
