@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,10 @@ def faust_options(kafka: KafkaSettings) -> dict[str, Any]:
 
 
 def make_app(app_id: str, *, kafka: KafkaSettings, topics: TopicSettings, host: str,
-             port: int, data_dir: Path, **extra: Any) -> faust.App:
+             port: int, data_dir: Path, advertised_host: str | None = None,
+             **extra: Any) -> faust.App:
+    if advertised_host is None:
+        advertised_host = socket.gethostname() if host in ("0.0.0.0", "::") else host
     servers = ";".join(f"kafka://{s.strip()}" for s in kafka.bootstrap_servers.split(","))
     return faust.App(
         app_id,
@@ -54,9 +58,9 @@ def make_app(app_id: str, *, kafka: KafkaSettings, topics: TopicSettings, host: 
         topic_replication_factor=topics.replication,
         web_enabled=True,
         web_bind=host,
-        web_host=host,
+        web_host=advertised_host,
         web_port=port,
-        canonical_url=f"http://{host}:{port}",
+        canonical_url=f"http://{advertised_host}:{port}",
         web_in_thread=False,
         autodiscover=False,
         **faust_options(kafka) | extra,

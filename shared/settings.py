@@ -118,6 +118,9 @@ class AggregatorSettings(HttpSettings):
 
     port: int = Field(6066, ge=0, le=65535, description="Port of the query API, /metrics, "
                       "/health.")
+    advertised_host: str | None = Field(None, description="Host other workers use to reach "
+                                        "this one (query routing); default: the bind host, "
+                                        "or the hostname when binding 0.0.0.0.")
     app_id: str = Field("radar-aggregator", description="Faust app id (group and changelog "
                         "prefix); a new id rebuilds the view from scratch.")
     data_dir: Path = Field(Path(".run/aggregator"), description="Faust data directory "

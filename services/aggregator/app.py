@@ -33,7 +33,8 @@ rules = Rules(history_limit=settings.history_limit,
               episode_gap_days=settings.episode_gap_days)
 
 app = make_app(settings.app_id, kafka=kafka(), topics=_topics, host=settings.host,
-               port=settings.port, data_dir=settings.data_dir)
+               port=settings.port, data_dir=settings.data_dir,
+               advertised_host=settings.advertised_host)
 # Faust's sensor serves /metrics from the default registry, which also holds ours.
 setup_prometheus_sensors(app, pattern="/metrics", name_prefix="radar_faust")
 

@@ -243,24 +243,22 @@ def watch(
 @app.command()
 def config(markdown: Annotated[bool, typer.Option(help="As a Markdown table.")] = False) -> None:
     """List every RADAR_* environment variable with its default and meaning."""
+    from services.cli.docs import config_markdown
     from shared.settings import env_vars
 
-    rows = env_vars()
     if markdown:
         print(config_markdown())
         return
-    for name, (_, _, default, description) in rows.items():
+    for name, (_, _, default, description) in env_vars().items():
         out.print(f"[bold]{name}[/bold] = {default!s}  [dim]{description}[/dim]")
 
 
-def config_markdown() -> str:
-    from shared.settings import env_vars
+@app.command()
+def docs(readme: Annotated[Path, typer.Argument()] = Path("README.md")) -> None:
+    """Regenerate the README sections built from the code (settings, topics, schemas)."""
+    from services.cli.docs import update
 
-    lines = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
-    for name, (_, _, default, description) in env_vars().items():
-        shown = "" if default is None else str(getattr(default, "value", default))
-        lines.append(f"| `{name}` | `{shown}` | {description} |")
-    return "\n".join(lines)
+    out.print(f"{readme}: {'updated' if update(readme) else 'up to date'}")
 
 
 def main() -> None:
