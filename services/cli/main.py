@@ -193,6 +193,61 @@ async def _publish(items: list) -> list:
         await producer.stop()
 
 
+# ---------------------------------------------------------------- offline extraction
+
+
+@app.command()
+def extract(
+    input_path: Annotated[Path, typer.Option("--input", help="Articles as JSON Lines "
+                                             "(- for stdin).")],
+    output: Annotated[Path | None, typer.Option(help="Events as JSON Lines "
+                                                "[default: stdout].")] = None,
+) -> None:
+    """Extract partnership events from articles offline, without a broker."""
+    from services.cli.offline import run_extraction
+    from services.extractor.pipeline import Extractor
+
+    if str(input_path) != "-" and not input_path.is_file():
+        raise _fail(f"no such file: {input_path}", 2)
+    extractor = Extractor.load()
+    if output is None:
+        results = run_extraction(extractor, input_path, sys.stdout, err)
+    else:
+        with output.open("w") as fh:
+            results = run_extraction(extractor, input_path, fh, err)
+    events = sum(len(v) for v in results.values())
+    err.print(f"{len(results)} article(s), {events} event(s)")
+
+
+@app.command(name="eval")
+def evaluate(
+    gold: Annotated[Path, typer.Option(help="Gold JSONL (ANNOTATION.md format).")],
+    articles: Annotated[Path, typer.Option(help="The articles, JSONL.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")]
+    = False,
+    errors: Annotated[bool, typer.Option(help="List missed, spurious and wrong-stage "
+                                              "events.")] = False,
+) -> None:
+    """Score the extractor against gold: detection and strict P/R/F1, no-event articles,
+    stage confusion."""
+    from services.cli.offline import confusion_table, evaluate as run_eval, score_table
+    from services.extractor.pipeline import Extractor
+
+    for path in (gold, articles):
+        if not path.is_file():
+            raise _fail(f"no such file: {path}", 2)
+    scores = run_eval(Extractor.load(), gold, articles, err)
+    if as_json:
+        print(json.dumps(scores.as_dict(), indent=2))
+    else:
+        out.print(score_table(scores, f"{articles.name} vs {gold.name}"))
+        out.print(confusion_table(scores))
+    if errors:
+        for e in scores.errors:
+            out.print(f"{e['kind']:<12} {e['article_id']}: {' + '.join(e['parties'])} "
+                      f"({e['stage']})")
+
+
 # ---------------------------------------------------------------- looking at the view
 
 

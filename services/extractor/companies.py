@@ -24,17 +24,22 @@ _TICKER_RE = re.compile(r"\s*<[^<>]{1,12}>\s*$")  # "Chrysler Corp <C>"
 _BRACKETS_RE = re.compile(r"^<(.+)>$")  # "<Automobili Lamborghini SpA>"
 _POSSESSIVE_RE = re.compile(r"(?:'s|’s|')$")
 _SPACE_RE = re.compile(r"\s+")
+_DOTTED_RE = re.compile(r"\b(?:[A-Za-z]\.){2,}")
 
 
 def clean_mention(text: str) -> str:
     """Strip wire-copy decorations, possessives, a leading 'the' and legal suffixes."""
     name = _SPACE_RE.sub(" ", text).strip(" \t\n,;:.\"'()")
+    name = re.sub(r"^[A-Z0-9.]{1,10}>\s*", "", name)  # "TEX> Continental": a ticker tail
+    name = re.sub(r"\s+(?:and|&)$", "", name).strip("<> ")
     bracket = _BRACKETS_RE.match(name)
     if bracket:
         name = bracket.group(1)
     name = _TICKER_RE.sub("", name)
+    name = _DOTTED_RE.sub(lambda m: m.group(0).replace(".", ""), name)  # "A.G." -> "AG"
     name = _POSSESSIVE_RE.sub("", name).strip()
     name = re.sub(r"^(?:the|The)\s+", "", name)
+    name = re.sub(r"^[A-Z][\w.]*-based\s+", "", name)  # "Paris-based Alsthom"
     stripped = _SUFFIX_RE.sub("", name).strip(" ,.")
     return stripped or name
 
@@ -72,7 +77,9 @@ class CompanyRegistry:
         return name_key(mention) in self.non_parties
 
     def is_known(self, mention: str) -> bool:
-        return name_key(mention) in self.canonical
+        key = name_key(mention)
+        return key in self.canonical or self.canonical.get(name_key(
+            self.canonicalize(mention) or "")) is not None
 
     def brand_owner(self, mention: str) -> str | None:
         return self.brands.get(name_key(mention))
@@ -80,7 +87,7 @@ class CompanyRegistry:
     def canonicalize(self, mention: str) -> str | None:
         """Canonical company name of a mention; None for empty or non-party names."""
         key = name_key(mention)
-        if not key or key in self.non_parties:
+        if not key or key in self.non_parties or all(w in LEGAL_SUFFIXES for w in key.split()):
             return None
         if key in self.canonical:
             return self.canonical[key]

@@ -1,21 +1,28 @@
 """spaCy components of the extractor, registered so a pipeline config can name them.
 
-`radar_companies` finds company mentions the small statistical NER misses: names followed by
-a corporate designator ("Halvorsen Pharma AG", "Aurora Airlines"), wire-copy forms
-("Chrysler Corp <C>", "<Automobili Lamborghini SpA>"), and later short references to a name
-already seen in the article ("Halvorsen"). It drops ORG spans that are datelines, news
-outlets or common acronyms.
+- `radar_companies`: company mentions beyond the statistical NER: names followed by a
+  corporate designator ("Halvorsen Pharma AG", "Aurora Airlines"), wire-copy forms
+  ("Chrysler Corp <C>", "<Automobili Lamborghini SpA>"), later short references to a name
+  seen in full ("Halvorsen"); drops datelines, outlets, bodies and acronyms.
+- `radar_relations`: per sentence, the party sets the text says cooperate: a cooperation
+  cue, companies syntactically linked to it, rejections (acquisitions, loans, rivals, the
+  venture itself), possessive partners ("its French partner Renault").
+- `radar_stage`: the stage each relation's sentence reports (tense, modality, negation).
+
+Patterns and word lists live in data/companies.json and data/lexicon.json.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 
 from spacy.language import Language
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc, Span, Token
 from spacy.util import filter_spans
 
-from services.extractor.companies import CompanyRegistry, default_registry
+from services.extractor.companies import CompanyRegistry, default_registry, lexicon
+from shared.contracts import Stage
 
 #: Words that end a company name ("... Pharma AG", "... Airlines").
 DESIGNATORS = (
@@ -25,10 +32,12 @@ DESIGNATORS = (
     "Pharmaceuticals", "Biosciences", "Biotech", "Therapeutics", "Semiconductor",
     "Semiconductors", "Electronics", "Devices", "Technologies", "Technology", "Systems",
     "Software", "Networks", "Foundry", "Energy", "Power", "Grid", "Hydrogen", "Oil", "Gas",
-    "Petroleum", "Mining", "Steel", "Chemicals", "Logistics", "Markets", "Stores", "Retail",
-    "Foods", "Bank", "Capital", "Partners", "Industries", "Manufacturing", "Labs",
-    "Laboratories", "Telecom", "Communications", "Media", "Entertainment", "Aerospace",
-    "Shipping", "Batteries", "Solar", "Robotics", "Analytics", "Insurance", "Resources",
+    "Petroleum", "Mining", "Steel", "Chemicals", "Chemical", "Logistics", "Markets", "Stores",
+    "Retail", "Foods", "Capital", "Industries", "Manufacturing", "Labs", "Laboratories",
+    "Telecom", "Communications", "Media", "Entertainment", "Aerospace", "Shipping",
+    "Batteries", "Solar", "Robotics", "Analytics", "Insurance", "Resources", "Bancorp",
+    "Enterprises", "Instruments", "Computer", "Computers", "Engineering", "Corp.", "Co.",
+    "Inc.", "Ltd.",
 )
 _DESIGNATOR_RE = "|".join(sorted(map(re.escape, DESIGNATORS), key=len, reverse=True))
 _NAME_WORD = r"(?:[A-Z][A-Za-z0-9&'.-]*|[A-Z]{2,})"
@@ -36,19 +45,51 @@ COMPANY_RE = re.compile(
     rf"(?<![\w])((?:{_NAME_WORD} ){{1,3}}(?:{_DESIGNATOR_RE})\.?)(?![\w])"
     r"|<([A-Z][^<>]{1,60})>"  # <Automobili Lamborghini SpA>
 )
+TICKER_AFTER_RE = re.compile(r"^\s*<[A-Z0-9.]{1,10}>")
+#: "TEKELEC <TKLC> SETS PACT", "Chrysler Corp <C>": a name with a stock ticker is a company.
+TICKER_NAME_RE = re.compile(r"([A-Za-z][\w&'.-]*(?: [A-Za-z][\w&'.-]*){0,3}) <[A-Z0-9.]{1,10}>")
+_TITLE_STOP = {"SETS", "SET", "IN", "AND", "TO", "FORM", "FORMS", "WITH", "SIGN", "SIGNS",
+               "UNIT", "THE", "SAYS", "SAID", "PACT", "AGREEMENT", "VENTURE", "JOINT"}
 DATELINE_RE = re.compile(r"^\s*[A-Z][A-Z .'-]+,(?:[^-\n]{0,40}?)?\s*(?:\([^)]{1,60}\))?\s*-+\s")
 NOT_COMPANIES = {"EV", "EVs", "AI", "CEO", "CFO", "IPO", "GDP", "U.S.", "US", "UK", "EU",
-                 "R&D", "OEM", "LNG", "SUV", "SUVs", "the Alliance"}
+                 "R&D", "OEM", "LNG", "SUV", "SUVs", "Co", "Corp", "Inc", "Ltd"}
+#: Words that make an ORG a public body, union, party or market, not a company.
+BODY_WORDS = re.compile(
+    r"\b(Government|Ministry|Minister|Community|Commission|Council|Union|Unions|Workers|"
+    r"Party|Labour|Labor|Congress|Senate|Parliament|Agency|Authority|Department|Treasury|"
+    r"Court|Federal Reserve|Central Bank|Bank of (?:Japan|England|France|Canada)|Bundesbank|"
+    r"Administration|Board|Locals?|Association|Federation|Committee|Organisation|"
+    r"Organization|Exchange Commission|OPEC|GATT|EC|GCC|NATO|IMF|Cabinet|State|States|"
+    r"Conservatives|Democrats|Republicans|Alliance Party|University|Institute|College|School|"
+    r"Hospital|Foundation|Academy|Navy|Army|Air Force|Defen[cs]e)\b")
 _START_WORDS = {"The", "A", "An", "Under", "Shares", "Analysts", "In", "On", "At", "But",
-                "And", "While", "After", "Its", "Their", "Both", "Any", "Demand", "Financial"}
+                "And", "While", "After", "Its", "Their", "Both", "Any", "Demand", "Financial",
+                "Meanwhile", "Also", "Last", "This", "That", "Earlier"}
+
+if not Doc.has_extension("relations"):
+    Doc.set_extension("relations", default=None)
 
 
-def _strip_leading(name_tokens: list[str]) -> int:
+def _strip_leading(words: list[str]) -> int:
     """How many leading words of a matched name are sentence words, not name words."""
     n = 0
-    while n < len(name_tokens) - 1 and name_tokens[n] in _START_WORDS:
+    while n < len(words) - 1 and words[n] in _START_WORDS:
         n += 1
     return n
+
+
+def full_company_names(text: str, start: int = 0) -> dict[str, str]:
+    """First word -> full name, for names written in full with a designator ("Halvorsen" ->
+    "Halvorsen Pharma AG"), so later short references resolve to one company."""
+    names: dict[str, str] = {}
+    for match in COMPANY_RE.finditer(text):
+        if match.start() < start or not match.group(1):
+            continue
+        words = match.group(1).split(" ")
+        words = words[_strip_leading(words):]
+        if len(words) > 1 and words[0] not in DESIGNATORS and words[0] not in _START_WORDS:
+            names.setdefault(words[0], " ".join(words))
+    return names
 
 
 class CompanyFinder:
@@ -66,22 +107,20 @@ class CompanyFinder:
             if ent.text in NOT_COMPANIES or self.registry.is_non_party(ent.text):
                 continue
             spans.append(ent)
-        full_names: dict[str, str] = {}
         for match in COMPANY_RE.finditer(text):
             start, end = match.span(1) if match.group(1) else match.span(2)
             words = text[start:end].split(" ")
-            skip = _strip_leading(words)
-            start += sum(len(w) + 1 for w in words[:skip])
+            start += sum(len(w) + 1 for w in words[:_strip_leading(words)])
             if start < dateline_end:
                 continue
             span = doc.char_span(start, end, label="ORG", alignment_mode="expand")
             if span is None or self.registry.is_non_party(span.text):
                 continue
             spans.append(span)
-            first = span.text.split(" ")[0]
-            if len(span.text.split(" ")) > 1 and first not in DESIGNATORS:
-                full_names.setdefault(first, span.text)
-        # Short references to names seen in full: "Halvorsen" after "Halvorsen Pharma AG".
+        spans.extend(self.ticker_named(doc, dateline_end))
+        full_names = doc.user_data.setdefault("company_full_names", {})
+        for first, name in full_company_names(text, dateline_end).items():
+            full_names.setdefault(first, name)
         for token in doc:
             if token.text in full_names and token.idx >= dateline_end:
                 spans.append(Span(doc, token.i, token.i + 1, label="ORG"))
@@ -89,11 +128,313 @@ class CompanyFinder:
         others = [s for s in doc.ents if s.label_ != "ORG"
                   and not any(s.start < k.end and k.start < s.end for k in kept)]
         doc.ents = filter_spans([*others, *kept])
-        doc.user_data["company_full_names"] = full_names
         return doc
+
+
+    @staticmethod
+    def ticker_named(doc: Doc, dateline_end: int) -> list[Span]:
+        """Mentions of names that carry a ticker anywhere in the article or its headline."""
+        names = doc.user_data.get("ticker_names", set())
+        if not names:
+            return []
+        out = []
+        upper = [t.text.upper() for t in doc]
+        for i, token in enumerate(doc):
+            if token.idx < dateline_end or not token.text[:1].isupper():
+                continue
+            for name in names:
+                n = len(name)
+                if tuple(upper[i:i + n]) == name:
+                    out.append(Span(doc, i, i + n, label="ORG"))
+        return out
+
+
+def ticker_names(*texts: str) -> set[tuple[str, ...]]:
+    """Upper-cased word tuples of names written with a ticker ("TEKELEC <TKLC>")."""
+    names: set[tuple[str, ...]] = set()
+    for text in texts:
+        for match in TICKER_NAME_RE.finditer(text):
+            words = [w for w in match.group(1).upper().split() if w not in _TITLE_STOP]
+            # keep the name part nearest the ticker: "HITECH <THEX>", "ADOBE SYSTEMS <ADBE>"
+            tail: list[str] = []
+            for w in reversed(words):
+                if w in _TITLE_STOP:
+                    break
+                tail.insert(0, w)
+            if tail:
+                names.add(tuple(tail[-3:]))
+                names.add(tuple(tail[:1]))
+    return names
 
 
 @Language.factory("radar_companies", default_config={})
 def make_company_finder(nlp: Language, name: str) -> CompanyFinder:
     return CompanyFinder(default_registry())
 
+
+# --------------------------------------------------------------------------- relations
+
+
+@dataclass(frozen=True)
+class Mention:
+    name: str  # canonical company name
+    start: int  # char offsets in the doc
+    end: int
+    known: bool  # registry company, or written with a designator or ticker
+    root: int | None  # token index of the mention's syntactic head (None: pronoun proxy)
+
+
+@dataclass
+class Relation:
+    """A party set one sentence says cooperates, with the cue that says so."""
+
+    parties: tuple[str, ...]
+    sentence: Span
+    cue: str
+    stage: Stage | None = None
+    explicit: bool = False
+    known: int = 0
+    fixed_stage: Stage | None = None
+    sentences: list[Span] = field(default_factory=list)
+
+
+class Lexicon:
+    """The cue lexicon from data/lexicon.json, compiled once."""
+
+    def __init__(self, data: dict) -> None:
+        def rx(key: str) -> re.Pattern[str]:
+            return re.compile(data[key], re.I)
+
+        self.strong = rx("strong")
+        self.weak = rx("weak")
+        self.topic = rx("topic")
+        self.anchors = rx("anchors")
+        self.not_cooperation = rx("not_cooperation")
+        self.rival_context = rx("rival_context")
+        self.multi_party = rx("multi_party")
+        self.possessive_partner = rx("possessive_partner")
+        self.pronoun_subject = re.compile(data["pronoun_subject"])
+        self.headline = rx("headline")
+        self.stages = [(Stage(name), re.compile(p, re.I)) for name, p in data["stages"]]
+        self.attribution = {k: (re.compile(v, re.I) if k != "outlet" else re.compile(v))
+                            for k, v in data["attribution"].items()}
+        self.areas = {k: re.compile(v, re.I) for k, v in data["areas"].items()}
+
+    def is_candidate(self, sentence: str, topic: bool = False) -> bool:
+        """Cheap test on raw text: can this sentence report cooperation at all? `topic`: the
+        headline already names cooperation ("... SETS PACT WITH IBM"), so a weak cue will do."""
+        if self.strong.search(sentence):
+            return True
+        return bool(self.weak.search(sentence) and (topic or self.topic.search(sentence))
+                    and not self.not_cooperation.search(sentence))
+
+    def headline_topic(self, title: str) -> bool:
+        return bool(title and self.headline.search(title)
+                    and not self.not_cooperation.search(title))
+
+    def stage_of(self, text: str) -> tuple[Stage, bool]:
+        """Stage a sentence reports, and whether a stage cue was explicit."""
+        for stage, pattern in self.stages:
+            if pattern.search(text):
+                return stage, True
+        return Stage.RUMORED, False
+
+
+def masked_text(sent: Span) -> str:
+    """Sentence text with ORG entities blanked out, offsets kept."""
+    text = sent.text
+    for ent in sent.ents:
+        if ent.label_ == "ORG":
+            a, b = ent.start_char - sent.start_char, ent.end_char - sent.start_char
+            text = text[:a] + "X" * (b - a) + text[b:]
+    return text
+
+
+def one_per_group(names: list[str]) -> list[str]:
+    """Names sharing their first word ("Ecolab", "Ecolab Chemical Industrial") are one
+    company and its unit, or one group: a company does not partner with itself."""
+    seen: set[str] = set()
+    out = []
+    for name in names:
+        first = name.split()[0].lower().rstrip("'s")
+        if first not in seen:
+            seen.add(first)
+            out.append(name)
+    return out
+
+
+def linked(token: Token, anchor: Token, max_hops: int = 5) -> bool:
+    """Is `token` syntactically close to `anchor` (through their lowest common ancestor)?"""
+    ancestors = {t.i: n for n, t in enumerate([anchor, *anchor.ancestors])}
+    for n, t in enumerate([token, *token.ancestors]):
+        if t.i in ancestors:
+            return n + ancestors[t.i] <= max_hops and ancestors[t.i] <= 3
+    return False
+
+
+class RelationFinder:
+    def __init__(self, registry: CompanyRegistry, lex: Lexicon) -> None:
+        self.registry = registry
+        self.lex = lex
+
+    def __call__(self, doc: Doc) -> Doc:
+        relations: list[Relation] = []
+        previous: list[Mention] = []
+        focus: list[tuple[int, int]] | None = doc.user_data.get("candidate_ranges")
+        for sent in doc.sents:
+            mentions = self.mentions(sent)
+            in_focus = focus is None or any(sent.start_char < e and s < sent.end_char
+                                            for s, e in focus)
+            if in_focus and self.lex.is_candidate(sent.text, doc.user_data.get("topic", False)):
+                relations.extend(self.sentence_relations(sent, mentions, previous))
+            if mentions:
+                previous = mentions
+        doc._.relations = relations
+        return doc
+
+    # -- mentions
+
+    def mentions(self, sent: Span) -> list[Mention]:
+        doc = sent.doc
+        full_names: dict[str, str] = doc.user_data.get("company_full_names", {})
+        out: list[Mention] = []
+        for ent in sent.ents:
+            if ent.label_ != "ORG" or BODY_WORDS.search(ent.text):
+                continue
+            owner = self._owner_from_context(ent) or self._owner_from_unit(ent, out)
+            full = self._full_name(ent.text, full_names)
+            name = owner or self.registry.canonicalize(full)
+            if name is None or len(name) < 2 or BODY_WORDS.search(name):
+                continue
+            known = (owner is not None or self.registry.is_known(full)
+                     or tuple(ent.text.upper().split()) in doc.user_data.get("ticker_names", ())
+                     or bool(COMPANY_RE.fullmatch(full.strip()))
+                     or bool(TICKER_AFTER_RE.match(doc.text[ent.end_char:ent.end_char + 14]))
+                     or ent.text in full_names)
+            if not known and len(name.split()) == 1:
+                continue  # a lone unknown word ("Macklin", "Dub") is too often not a company
+            out.append(Mention(name, ent.start_char, ent.end_char, known, ent.root.i))
+        return out
+
+    @staticmethod
+    def _full_name(text: str, full_names: dict[str, str]) -> str:
+        """The article's full form of a name: "AW Computer" -> "AW Computer Systems Inc"."""
+        first = text.split(" ")[0]
+        full = full_names.get(first)
+        if full and full.startswith(text) and len(full) > len(text):
+            return full
+        return full_names.get(text, text)
+
+    def _owner_from_unit(self, ent: Span, earlier: list[Mention]) -> str | None:
+        """"Coca-Cola Co's Entertainment ... unit", "its <Air Europe> subsidiary", "through
+        its subsidiary, Westlink Inc": a unit resolves to its parent."""
+        if "'s " in ent.text:
+            owner = self.registry.canonicalize(ent.text.split("'s ")[0])
+            if owner:
+                return owner
+        doc = ent.doc
+        after = doc[ent.end:ent.end + 1].text.lower()
+        before = doc[max(ent.start - 3, 0):ent.start].text.lower()
+        unit_words = ("unit", "subsidiary", "division", "affiliate", "arm", "brand")
+        if earlier and (("its" in before.split() and after in unit_words)
+                        or any(before.rstrip(", ").endswith(f"its {w}") for w in unit_words)):
+            return earlier[-1].name
+        return None
+
+    def _owner_from_context(self, ent: Span) -> str | None:
+        """A brand or unit resolves to its owner: "Chrysler's Dodge brand", "a Thyssen unit"."""
+        owner = self.registry.brand_owner(ent.text)
+        if owner:
+            return owner
+        before = ent.doc[max(ent.start - 3, 0):ent.start]
+        if len(before) >= 2 and before[-1].text in ("'s", "’s") and before[-2].ent_type_:
+            after = ent.doc[ent.end:ent.end + 1]
+            if after.text.lower() in ("brand", "unit", "subsidiary", "division", "label"):
+                return self.registry.canonicalize(ent.doc[before[-2].i:before[-1].i].text)
+        return None
+
+    # -- relations
+
+    def sentence_relations(self, sent: Span, mentions: list[Mention],
+                           previous: list[Mention]) -> list[Relation]:
+        doc = sent.doc
+        # Cue words inside company names ("Sun Alliance", "Joint Venture Leasing") are names.
+        text = masked_text(sent)
+        out: list[Relation] = []
+        if previous and self.lex.pronoun_subject.match(text.strip()):
+            # "It recently worked out a deal with Chery": "It" is the last sentence's subject.
+            first = next(t for t in sent if not t.is_space)
+            mentions = [Mention(previous[0].name, first.idx, first.idx, previous[0].known,
+                                first.i), *mentions]
+        rival = self.lex.rival_context.search(text)
+        if rival:
+            cut = sent.start_char + rival.start()
+            mentions = [m for m in mentions if m.start < cut]
+        partner = self.lex.possessive_partner.search(text)
+        if partner:
+            at = sent.start_char + partner.end()
+            after = [m for m in mentions if m.start >= at - 1]
+            before = [m for m in mentions if m.start < at]
+            if after and before and before[-1].name != after[0].name:
+                pair = tuple(sorted({before[-1].name, after[0].name}))
+                out.append(Relation(pair, sent, "partner", fixed_stage=Stage.ACTIVE,
+                                    explicit=True, known=before[-1].known + after[0].known))
+        # A cue inside a non-cooperation phrase ("general partnership", "merger agreement")
+        # does not count; a strong cue elsewhere in the sentence still does.
+        strong = self.lex.strong.search(self.lex.not_cooperation.sub(" ", text))
+        if not strong and self.lex.not_cooperation.search(text):
+            return out
+        anchors = [t for t in sent if self.lex.anchors.match(t.lower_) and t.ent_type_ != "ORG"]
+        if not anchors:
+            return out
+        linked_mentions = [m for m in mentions if m.root is not None
+                           and any(linked(doc[m.root], a) for a in anchors)
+                           and not self._is_the_venture(doc, m, anchors)]
+        names = list(dict.fromkeys(m.name for m in linked_mentions))
+        names = one_per_group(names)
+        if len(names) < 2:
+            return out
+        if len(names) > 2 and not self.lex.multi_party.search(text):
+            names = names[:2]
+        known = sum(m.known for m in linked_mentions if m.name in names)
+        cue = (strong or self.lex.weak.search(text)).group(0)  # type: ignore[union-attr]
+        out.append(Relation(tuple(sorted(names)), sent, cue, known=known))
+        return out
+
+    @staticmethod
+    def _is_the_venture(doc: Doc, mention: Mention, anchors: list[Token]) -> bool:
+        """"Daewoo Motor Corp, the joint venture between Daewoo and GM": not a party."""
+        root = doc[mention.root]  # type: ignore[index]
+        for anchor in anchors:
+            if anchor.lower_ not in ("venture", "ventures", "consortium", "partnership"):
+                continue
+            if anchor.dep_ in ("appos", "attr") and anchor.head.i == root.i:
+                return True
+            if root.dep_ in ("appos", "attr") and root.head.i == anchor.i:
+                return True
+        return False
+
+
+@Language.factory("radar_relations", default_config={})
+def make_relation_finder(nlp: Language, name: str) -> RelationFinder:
+    return RelationFinder(default_registry(), Lexicon(lexicon()))
+
+
+class StageTagger:
+    """Stage of each relation from its sentence: tense, modality, negation cues."""
+
+    def __init__(self, lex: Lexicon) -> None:
+        self.lex = lex
+
+    def __call__(self, doc: Doc) -> Doc:
+        for rel in doc._.relations or []:
+            if rel.fixed_stage is not None:
+                rel.stage, rel.explicit = rel.fixed_stage, True
+            else:
+                rel.stage, rel.explicit = self.lex.stage_of(rel.sentence.text)
+        return doc
+
+
+@Language.factory("radar_stage", default_config={})
+def make_stage_tagger(nlp: Language, name: str) -> StageTagger:
+    return StageTagger(Lexicon(lexicon()))

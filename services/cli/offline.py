@@ -1,0 +1,118 @@
+"""Offline extraction and scoring: `radar extract` and `radar eval`, no broker needed."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from rich.table import Table
+
+from services.extractor.evaluation import STAGES, Event, Scores, load_gold_file, score
+from services.extractor.pipeline import Extractor
+from services.ingestor.sources import article_id_for, parse_time
+from shared.contracts import ArticleEvent, PartnershipEvent, utcnow
+
+
+@dataclass(frozen=True)
+class BadLine:
+    line: int
+    error: str
+
+
+def read_articles(path: Path) -> Iterator[ArticleEvent | BadLine]:
+    """JSONL lines {"id"|"article_id", "title", "text", "published_at", "source", "url"}
+    (extra keys ignored). The text is used as given, so evidence offsets point into it."""
+    opener = sys.stdin if str(path) == "-" else path.open(encoding="utf-8", errors="replace")
+    with opener as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                if not isinstance(row, dict):
+                    raise ValueError(f"expected a JSON object, got {type(row).__name__}")
+                text = str(row.get("text") or "")
+                published = parse_time(row.get("published_at"))
+                if row.get("published_at") and published is None:
+                    raise ValueError(f"published_at {row['published_at']!r} is not a date")
+                yield ArticleEvent(
+                    article_id=article_id_for(given=row.get("article_id") or row.get("id"),
+                                              guid=None, url=row.get("url"),
+                                              title=str(row.get("title") or ""), text=text),
+                    url=row.get("url"), title=str(row.get("title") or ""), text=text,
+                    source=str(row.get("source") or "unknown"),
+                    published_at=published or utcnow())
+            except json.JSONDecodeError as exc:
+                yield BadLine(number, f"malformed JSON: {exc.msg} at column {exc.colno}")
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                where = ".".join(str(p) for p in err["loc"])
+                yield BadLine(number, f"{where}: {err['msg']}")
+            except ValueError as exc:
+                yield BadLine(number, str(exc))
+
+
+def run_extraction(extractor: Extractor, path: Path, out: IO[str] | None, err: Console,
+                   batch_size: int = 64) -> dict[str, list[PartnershipEvent]]:
+    """Extract every article of a JSONL file; write events as JSON lines to `out`."""
+    items = list(read_articles(path))
+    articles = [a for a in items if isinstance(a, ArticleEvent)]
+    for bad in (b for b in items if isinstance(b, BadLine)):
+        err.print(f"[yellow]skipped line {bad.line}[/yellow]: {bad.error}")
+    results: dict[str, list[PartnershipEvent]] = {}
+    progress = Progress("extracting", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                        console=err, disable=len(articles) < 50 or not err.is_terminal)
+    with progress:
+        task = progress.add_task("extract", total=len(articles))
+        for start in range(0, len(articles), batch_size):
+            batch = articles[start:start + batch_size]
+            for article, events in zip(batch, extractor.extract_many(batch), strict=True):
+                results[article.article_id] = events
+                if out is not None:
+                    for event in events:
+                        out.write(event.model_dump_json() + "\n")
+            progress.advance(task, len(batch))
+    return results
+
+
+def predictions(results: dict[str, list[PartnershipEvent]]) -> dict[str, list[Event]]:
+    return {aid: [Event(list(e.parties), e.stage.value) for e in events]
+            for aid, events in results.items()}
+
+
+def evaluate(extractor: Extractor, gold_path: Path, articles_path: Path,
+             err: Console) -> Scores:
+    results = run_extraction(extractor, articles_path, None, err)
+    return score(load_gold_file(gold_path), predictions(results))
+
+
+def score_table(s: Scores, title: str) -> Table:
+    table = Table(title=title)
+    for col in ("measure", "precision", "recall", "F1", "count"):
+        table.add_column(col, justify="right" if col != "measure" else "left")
+    dp, dr, df = s.detection
+    sp, sr, sf = s.strict_prf
+    table.add_row("detection (party sets)", f"{dp:.3f}", f"{dr:.3f}", f"{df:.3f}",
+                  f"{s.detected} of {s.gold} gold, {s.predicted} predicted")
+    table.add_row("strict (+ stage)", f"{sp:.3f}", f"{sr:.3f}", f"{sf:.3f}",
+                  f"{s.strict} of {s.gold} gold")
+    table.add_row("no-event articles with predictions", "", "", f"{s.empty_rate:.1%}",
+                  f"{s.empty_with_predictions} of {s.empty_articles}")
+    return table
+
+
+def confusion_table(s: Scores) -> Table:
+    table = Table(title="Stage confusion (rows gold, columns predicted; detected events)")
+    table.add_column("gold \\ predicted")
+    for stage in STAGES:
+        table.add_column(stage, justify="right")
+    for g in STAGES:
+        table.add_row(g, *(str(s.confusion.get((g, p), "")) for p in STAGES))
+    return table
