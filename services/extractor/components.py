@@ -55,11 +55,12 @@ NOT_COMPANIES = {"EV", "EVs", "AI", "CEO", "CFO", "IPO", "GDP", "U.S.", "US", "U
                  "R&D", "OEM", "LNG", "SUV", "SUVs", "Co", "Corp", "Inc", "Ltd"}
 #: Words that make an ORG a public body, union, party or market, not a company.
 BODY_WORDS = re.compile(
-    r"\b(Government|Ministry|Minister|Community|Commission|Council|Union|Unions|Workers|"
+    r"\b(Government|Ministry|Minister|Community|Commission|Council|Unions|Workers|"
+    r"(?:Labor|Labour|Trade|Credit|European|Soviet|Customs|Monetary) Union|"
     r"Party|Labour|Labor|Congress|Senate|Parliament|Agency|Authority|Department|Treasury|"
     r"Court|Federal Reserve|Central Bank|Bank of (?:Japan|England|France|Canada)|Bundesbank|"
     r"Administration|Board|Locals?|Association|Federation|Committee|Organisation|"
-    r"Organization|Exchange Commission|OPEC|GATT|EC|GCC|NATO|IMF|Cabinet|State|States|"
+    r"Organization|Exchange Commission|OPEC|GATT|EC|GCC|NATO|IMF|Cabinet|"
     r"Conservatives|Democrats|Republicans|Alliance Party|University|Institute|College|School|"
     r"Hospital|Foundation|Academy|Navy|Army|Air Force|Defen[cs]e)\b")
 _START_WORDS = {"The", "A", "An", "Under", "Shares", "Analysts", "In", "On", "At", "But",
@@ -215,6 +216,7 @@ class Lexicon:
         self.possessive_partner = rx("possessive_partner")
         self.pronoun_subject = re.compile(data["pronoun_subject"])
         self.headline = rx("headline")
+        self.headline_not_cooperation = rx("headline_not_cooperation")
         self.stages = [(Stage(name), re.compile(p, re.I)) for name, p in data["stages"]]
         self.attribution = {k: (re.compile(v, re.I) if k != "outlet" else re.compile(v))
                             for k, v in data["attribution"].items()}
@@ -230,14 +232,21 @@ class Lexicon:
 
     def headline_topic(self, title: str) -> bool:
         return bool(title and self.headline.search(title)
-                    and not self.not_cooperation.search(title))
+                    and not self.headline_not_cooperation.search(title))
+
+    def headline_is_not_cooperation(self, title: str) -> bool:
+        """"HECLA BUYS STAKE IN ... VENTURE", "LOMAK, STRATA IN MERGER PACT": the story is a
+        transaction; only strong cues in the body may still report cooperation."""
+        return bool(title and self.headline_not_cooperation.search(title))
 
     def stage_of(self, text: str) -> tuple[Stage, bool]:
         """Stage a sentence reports, and whether a stage cue was explicit."""
         for stage, pattern in self.stages:
             if pattern.search(text):
                 return stage, True
-        return Stage.RUMORED, False
+        # No hedge, talks, failure or ending cue: newswire states cooperation as done
+        # ("X said it will jointly make ...", "X and Y formed ...").
+        return Stage.AGREED, False
 
 
 def masked_text(sent: Span) -> str:
@@ -382,7 +391,8 @@ class RelationFinder:
         # A cue inside a non-cooperation phrase ("general partnership", "merger agreement")
         # does not count; a strong cue elsewhere in the sentence still does.
         strong = self.lex.strong.search(self.lex.not_cooperation.sub(" ", text))
-        if not strong and self.lex.not_cooperation.search(text):
+        if not strong and (self.lex.not_cooperation.search(text)
+                           or doc.user_data.get("transaction_story", False)):
             return out
         anchors = [t for t in sent if self.lex.anchors.match(t.lower_) and t.ent_type_ != "ORG"]
         if not anchors:
@@ -397,8 +407,10 @@ class RelationFinder:
         if len(names) > 2 and not self.lex.multi_party.search(text):
             names = names[:2]
         known = sum(m.known for m in linked_mentions if m.name in names)
-        cue = (strong or self.lex.weak.search(text)).group(0)  # type: ignore[union-attr]
-        out.append(Relation(tuple(sorted(names)), sent, cue, known=known))
+        cue = strong or self.lex.weak.search(text)
+        if cue is None:  # the only cue was part of a company name
+            return out
+        out.append(Relation(tuple(sorted(names)), sent, cue.group(0), known=known))
         return out
 
     @staticmethod

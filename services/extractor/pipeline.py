@@ -136,6 +136,8 @@ class Extractor:
             doc.user_data["ticker_names"] = ticker_names(articles[w.article].title,
                                                          texts[w.article])
             doc.user_data["topic"] = topics[w.article]
+            doc.user_data["transaction_story"] = self.lex.headline_is_not_cooperation(
+                articles[w.article].title)
             doc.user_data["candidate_ranges"] = [(s - w.start, e - w.start)
                                                  for s, e in w.candidates]
             docs.append(doc)
