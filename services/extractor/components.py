@@ -183,6 +183,7 @@ class Mention:
     end: int
     known: bool  # registry company, or written with a designator or ticker
     root: int | None  # token index of the mention's syntactic head (None: pronoun proxy)
+    reference: bool = False  # resolved from "the two companies", "the Japanese automaker"
 
 
 @dataclass
@@ -196,6 +197,7 @@ class Relation:
     explicit: bool = False
     known: int = 0
     fixed_stage: Stage | None = None
+    via_reference: bool = False  # a party came from "the two companies" or similar
     sentences: list[Span] = field(default_factory=list)
 
 
@@ -216,6 +218,8 @@ class Lexicon:
         self.possessive_partner = rx("possessive_partner")
         self.pronoun_subject = re.compile(data["pronoun_subject"])
         self.headline = rx("headline")
+        self.pair_reference = rx("pair_reference")
+        self.one_reference = re.compile(data["one_reference"])
         self.headline_not_cooperation = rx("headline_not_cooperation")
         self.stages = [(Stage(name), re.compile(p, re.I)) for name, p in data["stages"]]
         self.attribution = {k: (re.compile(v, re.I) if k != "outlet" else re.compile(v))
@@ -259,6 +263,25 @@ def masked_text(sent: Span) -> str:
     return text
 
 
+def coordinated(doc: Doc, mentions: list[Mention]) -> int:
+    """Size of the largest set of mentions joined by coordination ("X, Y and Z")."""
+    roots = {m.root for m in mentions if m.root is not None}
+    best = 0
+    for m in mentions:
+        if m.root is None:
+            continue
+        group = {m.root}
+        frontier = [doc[m.root]]
+        while frontier:
+            tok = frontier.pop()
+            for nxt in [*tok.conjuncts, *(c for c in tok.children if c.dep_ == "conj")]:
+                if nxt.i in roots and nxt.i not in group:
+                    group.add(nxt.i)
+                    frontier.append(nxt)
+        best = max(best, len(group))
+    return best
+
+
 def one_per_group(names: list[str]) -> list[str]:
     """Names sharing their first word ("Ecolab", "Ecolab Chemical Industrial") are one
     company and its unit, or one group: a company does not partner with itself."""
@@ -290,6 +313,8 @@ class RelationFinder:
         relations: list[Relation] = []
         previous: list[Mention] = []
         focus: list[tuple[int, int]] | None = doc.user_data.get("candidate_ranges")
+        # Companies named earlier in the article (before this window), most recent last.
+        self.history: list[str] = list(doc.user_data.get("prior_companies", []))
         for sent in doc.sents:
             mentions = self.mentions(sent)
             in_focus = focus is None or any(sent.start_char < e and s < sent.end_char
@@ -298,8 +323,33 @@ class RelationFinder:
                 relations.extend(self.sentence_relations(sent, mentions, previous))
             if mentions:
                 previous = mentions
+                self.history.extend(m.name for m in mentions)
         doc._.relations = relations
         return doc
+
+    def references(self, sent: Span, mentions: list[Mention]) -> list[Mention]:
+        """"the two companies" -> the last two companies named; "the Anglo-Dutch company" ->
+        the last company named that this sentence does not name itself."""
+        out: list[Mention] = []
+        here = {m.name for m in mentions}
+        recent = list(dict.fromkeys(reversed(self.history)))
+        pair = self.lex.pair_reference.search(sent.text)
+        if pair and len(recent) >= 2 and not (len(here) >= 2):
+            token = sent.doc.char_span(sent.start_char + pair.start(),
+                                       sent.start_char + pair.end(), alignment_mode="expand")
+            if token is not None:
+                for name in recent[:2]:
+                    out.append(Mention(name, token.start_char, token.end_char, True,
+                                       token.root.i, reference=True))
+        one = self.lex.one_reference.search(sent.text)
+        if one and not out:
+            others = [n for n in recent if n not in here]
+            token = sent.doc.char_span(sent.start_char + one.start(),
+                                       sent.start_char + one.end(), alignment_mode="expand")
+            if others and token is not None:
+                out.append(Mention(others[0], token.start_char, token.end_char, True,
+                                   token.root.i, reference=True))
+        return out
 
     # -- mentions
 
@@ -375,6 +425,7 @@ class RelationFinder:
             first = next(t for t in sent if not t.is_space)
             mentions = [Mention(previous[0].name, first.idx, first.idx, previous[0].known,
                                 first.i), *mentions]
+        mentions = [*mentions, *self.references(sent, mentions)]
         rival = self.lex.rival_context.search(text)
         if rival:
             cut = sent.start_char + rival.start()
@@ -404,13 +455,16 @@ class RelationFinder:
         names = one_per_group(names)
         if len(names) < 2:
             return out
-        if len(names) > 2 and not self.lex.multi_party.search(text):
+        if len(names) > 2 and not (self.lex.multi_party.search(text)
+                                   or coordinated(doc, linked_mentions) >= 3):
             names = names[:2]
         known = sum(m.known for m in linked_mentions if m.name in names)
         cue = strong or self.lex.weak.search(text)
         if cue is None:  # the only cue was part of a company name
             return out
-        out.append(Relation(tuple(sorted(names)), sent, cue.group(0), known=known))
+        out.append(Relation(tuple(sorted(names)), sent, cue.group(0), known=known,
+                            via_reference=any(m.reference for m in linked_mentions
+                                              if m.name in names)))
         return out
 
     @staticmethod

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import spacy
 from spacy.language import Language
@@ -22,7 +23,13 @@ from spacy.tokens import Span
 
 from services.extractor import components  # noqa: F401  (registers the factories)
 from services.extractor.companies import CompanyRegistry, default_registry, lexicon
-from services.extractor.components import Lexicon, Relation, full_company_names, ticker_names
+from services.extractor.components import (
+    COMPANY_RE,
+    Lexicon,
+    Relation,
+    full_company_names,
+    ticker_names,
+)
 from shared.contracts import (
     ArticleEvent,
     Attribution,
@@ -81,16 +88,24 @@ class Found:
     sentences: list[Span]
     explicit: bool
     known: int
+    direct: bool = True  # named directly at least once, not only by reference
 
     def merge(self, rel: Relation) -> None:
+        """Latest stage wins, but an explicit stage cue beats a default, and a sentence that
+        names the parties only by reference ("the two companies") can close an episode
+        (failed, ended) but not otherwise move the stage."""
         assert rel.stage is not None
-        if ARTICLE_ORDER[rel.stage] > ARTICLE_ORDER[self.stage]:
+        later = ARTICLE_ORDER[rel.stage] > ARTICLE_ORDER[self.stage]
+        weaker = (self.explicit and not rel.explicit) or (
+            rel.via_reference and rel.stage not in (Stage.FAILED, Stage.ENDED))
+        if (later and not weaker) or (rel.explicit and not self.explicit):
             self.stage = rel.stage
         if all(s.start_char != rel.sentence.start_char or s.doc is not rel.sentence.doc
                for s in self.sentences):
             self.sentences.append(rel.sentence)
         self.explicit = self.explicit or rel.explicit
         self.known = max(self.known, rel.known)
+        self.direct = self.direct or not rel.via_reference
 
 
 class Extractor:
@@ -136,6 +151,7 @@ class Extractor:
             doc.user_data["ticker_names"] = ticker_names(articles[w.article].title,
                                                          texts[w.article])
             doc.user_data["topic"] = topics[w.article]
+            doc.user_data["prior_companies"] = self.prior_companies(texts[w.article], w.start)
             doc.user_data["transaction_story"] = self.lex.headline_is_not_cooperation(
                 articles[w.article].title)
             doc.user_data["candidate_ranges"] = [(s - w.start, e - w.start)
@@ -152,9 +168,29 @@ class Extractor:
                 else:
                     assert rel.stage is not None
                     slot[rel.parties] = Found(rel.parties, rel.stage, [rel.sentence],
-                                              rel.explicit, rel.known)
+                                              rel.explicit, rel.known, not rel.via_reference)
         return [[self.to_event(articles[i], f, offsets) for f in self.without_subsumed(slot)]
                 for i, slot in enumerate(found)]
+
+    def prior_companies(self, text: str, before: int) -> list[str]:
+        """Companies named before offset `before`, in order, found without parsing: registry
+        names and names written with a designator or a ticker."""
+        found: list[tuple[int, str]] = []
+        for match in self.registry_pattern.finditer(text, 0, before):
+            name = self.registry.canonicalize(match.group(0))
+            if name:
+                found.append((match.start(), name))
+        for match in COMPANY_RE.finditer(text, 0, before):
+            raw = match.group(1) or match.group(2)
+            name = self.registry.canonicalize(raw)
+            if name:
+                found.append((match.start(), name))
+        return [name for _, name in sorted(found)]
+
+    @cached_property
+    def registry_pattern(self) -> re.Pattern[str]:
+        forms = sorted(self.registry.surface_forms, key=len, reverse=True)
+        return re.compile(r"(?<![\w-])(?:" + "|".join(map(re.escape, forms)) + r")(?![\w-])")
 
     def windows(self, index: int, text: str, topic: bool = False) -> list[Window]:
         sentences = self.sentences(text)
