@@ -86,6 +86,9 @@ class CompanyRegistry:
 
     def canonicalize(self, mention: str) -> str | None:
         """Canonical company name of a mention; None for empty or non-party names."""
+        owner, sep, rest = mention.partition("'s ")
+        if sep and rest and name_key(owner) in self.non_parties:
+            mention = rest  # "Britain's Cable and Wireless Plc", "China's Baosteel"
         key = name_key(mention)
         if not key or key in self.non_parties or all(w in LEGAL_SUFFIXES for w in key.split()):
             return None

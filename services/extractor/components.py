@@ -253,6 +253,11 @@ class Lexicon:
         return Stage.AGREED, False
 
 
+#: Named groupings ("Star Alliance", "Europrop International consortium") are the
+#: cooperation itself; their members are the parties.
+GROUPING_NAME = re.compile(r"\b(?:Alliance|Consortium|Venture|Ventures|JV|Partnership)$")
+
+
 def masked_text(sent: Span) -> str:
     """Sentence text with ORG entities blanked out, offsets kept."""
     text = sent.text
@@ -341,6 +346,14 @@ class RelationFinder:
                 for name in recent[:2]:
                     out.append(Mention(name, token.start_char, token.end_char, True,
                                        token.root.i, reference=True))
+        for token in sent:
+            if token.lower_ in ("its", "their") and token.dep_ == "poss" and \
+                    self.lex.anchors.match(token.head.lower_):
+                before = [m for m in mentions if m.end <= token.idx]
+                owner = before[0].name if before else (recent[0] if recent else None)
+                if owner:
+                    out.append(Mention(owner, token.idx, token.idx + len(token), True,
+                                       token.i, reference=not before))
         one = self.lex.one_reference.search(sent.text)
         if one and not out:
             others = [n for n in recent if n not in here]
@@ -388,8 +401,9 @@ class RelationFinder:
         """"Coca-Cola Co's Entertainment ... unit", "its <Air Europe> subsidiary", "through
         its subsidiary, Westlink Inc": a unit resolves to its parent."""
         if "'s " in ent.text:
-            owner = self.registry.canonicalize(ent.text.split("'s ")[0])
-            if owner:
+            possessor = ent.text.split("'s ")[0]
+            owner = self.registry.canonicalize(possessor)
+            if owner and not self.registry.is_non_party(possessor):
                 return owner
         doc = ent.doc
         after = doc[ent.end:ent.end + 1].text.lower()
@@ -427,7 +441,11 @@ class RelationFinder:
                                 first.i), *mentions]
         mentions = [*mentions, *self.references(sent, mentions)]
         rival = self.lex.rival_context.search(text)
-        if rival:
+        first_cue = self.lex.strong.search(text) or self.lex.weak.search(text)
+        if rival and first_cue and first_cue.start() < rival.start():
+            # "a partnership with Honda ... competition from the likes of BYD": rivals named
+            # after the cooperation are not parties ("Rivals include X and Y, which are
+            # jointly developing ..." keeps X and Y).
             cut = sent.start_char + rival.start()
             mentions = [m for m in mentions if m.start < cut]
         partner = self.lex.possessive_partner.search(text)
@@ -450,7 +468,9 @@ class RelationFinder:
             return out
         linked_mentions = [m for m in mentions if m.root is not None
                            and any(linked(doc[m.root], a) for a in anchors)
-                           and not self._is_the_venture(doc, m, anchors)]
+                           and not self._is_the_venture(doc, m, anchors)
+                           and not GROUPING_NAME.search(m.name)
+                           and not self._appositive_name(doc, m, mentions)]
         names = list(dict.fromkeys(m.name for m in linked_mentions))
         names = one_per_group(names)
         if len(names) < 2:
@@ -466,6 +486,16 @@ class RelationFinder:
                             via_reference=any(m.reference for m in linked_mentions
                                               if m.name in names)))
         return out
+
+    @staticmethod
+    def _appositive_name(doc: Doc, mention: Mention, mentions: list[Mention]) -> bool:
+        """"Toyota Motor Corp, New United Motor Manufacturing Inc": a name in apposition to
+        another company is the venture or the same company, not another party."""
+        if mention.root is None or mention.reference:
+            return False
+        root = doc[mention.root]
+        heads = {m.root for m in mentions if m is not mention}
+        return root.dep_ == "appos" and root.head.i in heads
 
     @staticmethod
     def _is_the_venture(doc: Doc, mention: Mention, anchors: list[Token]) -> bool:
