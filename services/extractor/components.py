@@ -14,6 +14,7 @@ Patterns and word lists live in data/companies.json and data/lexicon.json.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 
@@ -268,8 +269,23 @@ def masked_text(sent: Span) -> str:
     return text
 
 
+_BETWEEN_COORDINATED = re.compile(
+    r"^(?:\s|,|\.|Inc|Corp|Co|Ltd|Plc|PLC|SA|AG|ASA|NV|SpA|GmbH|SE|AB|LLC)*(?:,|and|&)\s*$")
+
+
 def coordinated(doc: Doc, mentions: list[Mention]) -> int:
-    """Size of the largest set of mentions joined by coordination ("X, Y and Z")."""
+    """Size of the largest set of mentions joined by coordination ("X, Y and Z"): by the
+    dependency parse, or by the text between consecutive names being only ", " or "and"."""
+    ordered = sorted((m for m in mentions if not m.reference), key=lambda m: m.start)
+    run = best_run = 1 if ordered else 0
+    for a, b in itertools.pairwise(ordered):
+        between = doc.text[a.end:b.start]
+        run = run + 1 if _BETWEEN_COORDINATED.match(between) else 1
+        best_run = max(best_run, run)
+    return max(best_run, _coordinated_by_parse(doc, mentions))
+
+
+def _coordinated_by_parse(doc: Doc, mentions: list[Mention]) -> int:
     roots = {m.root for m in mentions if m.root is not None}
     best = 0
     for m in mentions:
@@ -339,11 +355,13 @@ class RelationFinder:
         here = {m.name for m in mentions}
         recent = list(dict.fromkeys(reversed(self.history)))
         pair = self.lex.pair_reference.search(sent.text)
-        if pair and len(recent) >= 2 and not (len(here) >= 2):
+        count = {"three": 3, "3": 3, "four": 4, "4": 4, "five": 5, "5": 5}.get(
+            (pair.group(1) or "").lower(), 2) if pair else 2
+        if pair and len(recent) >= count and not (len(here) >= 2):
             token = sent.doc.char_span(sent.start_char + pair.start(),
                                        sent.start_char + pair.end(), alignment_mode="expand")
             if token is not None:
-                for name in recent[:2]:
+                for name in recent[:count]:
                     out.append(Mention(name, token.start_char, token.end_char, True,
                                        token.root.i, reference=True))
         for token in sent:
@@ -449,7 +467,13 @@ class RelationFinder:
             cut = sent.start_char + rival.start()
             mentions = [m for m in mentions if m.start < cut]
         partner = self.lex.possessive_partner.search(text)
-        if partner:
+        appositive = [m for m in mentions if partner and
+                      0 <= sent.start_char + partner.start() - m.end <= 3]
+        if partner and appositive and mentions[0].name != appositive[0].name:
+            pair = tuple(sorted({mentions[0].name, appositive[0].name}))
+            out.append(Relation(pair, sent, "partner", fixed_stage=Stage.ACTIVE,
+                                explicit=True, known=mentions[0].known + appositive[0].known))
+        elif partner:
             at = sent.start_char + partner.end()
             after = [m for m in mentions if m.start >= at - 1]
             before = [m for m in mentions if m.start < at]

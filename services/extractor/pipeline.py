@@ -19,7 +19,7 @@ from functools import cached_property
 
 import spacy
 from spacy.language import Language
-from spacy.tokens import Span
+from spacy.tokens import Doc, Span
 
 from services.extractor import components  # noqa: F401  (registers the factories)
 from services.extractor.companies import CompanyRegistry, default_registry, lexicon
@@ -48,6 +48,8 @@ ARTICLE_ORDER = {Stage.RUMORED: 0, Stage.TALKS: 1, Stage.FAILED: 2, Stage.AGREED
 _TEMPLATE = re.compile(r"\{\{[^{}\n]{0,80}\}\}")
 _GLUED_COMMENTS = re.compile(r"^\s*\d+ Comments(?=[A-Z])")
 _SINGLE_NEWLINE = re.compile(r"(?<!\n)\n(?!\n)")
+_TICKER = re.compile(r"<[A-Z0-9.]{1,10}>")  # "Chrysler Corp <C>"
+_BRACKETED_NAME = re.compile(r"<([A-Z][^<>\n]{1,60})>")  # "<Suzuki Motor Co Ltd>"
 
 
 def normalise(text: str) -> str:
@@ -57,6 +59,10 @@ def normalise(text: str) -> str:
 
     text = _TEMPLATE.sub(blank, text)
     text = _GLUED_COMMENTS.sub(blank, text)
+    # Wire-copy tickers and brackets confuse the parser (a sentence break after "<"); the
+    # names stay, the decorations become spaces. Tickers are read from the original text.
+    text = _TICKER.sub(blank, text)
+    text = _BRACKETED_NAME.sub(lambda m: " " + m.group(1) + " ", text)
     return _SINGLE_NEWLINE.sub(" ", text)
 
 
@@ -141,22 +147,7 @@ class Extractor:
 
     def extract_many(self, articles: Iterable[ArticleEvent]) -> list[list[PartnershipEvent]]:
         articles = list(articles)
-        texts = [normalise(a.text) for a in articles]
-        topics = [self.lex.headline_topic(a.title) for a in articles]
-        windows = [w for i, text in enumerate(texts) for w in self.windows(i, text, topics[i])]
-        docs = []
-        for w in windows:
-            doc = self.nlp.make_doc(texts[w.article][w.start:w.end])
-            doc.user_data["company_full_names"] = full_company_names(texts[w.article])
-            doc.user_data["ticker_names"] = ticker_names(articles[w.article].title,
-                                                         texts[w.article])
-            doc.user_data["topic"] = topics[w.article]
-            doc.user_data["prior_companies"] = self.prior_companies(texts[w.article], w.start)
-            doc.user_data["transaction_story"] = self.lex.headline_is_not_cooperation(
-                articles[w.article].title)
-            doc.user_data["candidate_ranges"] = [(s - w.start, e - w.start)
-                                                 for s, e in w.candidates]
-            docs.append(doc)
+        windows, docs = self.prepare(articles)
         found: list[dict[tuple[str, ...], Found]] = [{} for _ in articles]
         offsets: dict[int, int] = {}
         for w, doc in zip(windows, self.nlp.pipe(docs, batch_size=32), strict=True):
@@ -171,6 +162,26 @@ class Extractor:
                                               rel.explicit, rel.known, not rel.via_reference)
         return [[self.to_event(articles[i], f, offsets) for f in self.without_subsumed(slot)]
                 for i, slot in enumerate(found)]
+
+    def prepare(self, articles: list[ArticleEvent]) -> tuple[list[Window], list[Doc]]:
+        """Candidate windows of every article, as unparsed docs carrying article context."""
+        texts = [normalise(a.text) for a in articles]
+        topics = [self.lex.headline_topic(a.title) for a in articles]
+        windows = [w for i, text in enumerate(texts) for w in self.windows(i, text, topics[i])]
+        docs = []
+        for w in windows:
+            doc = self.nlp.make_doc(texts[w.article][w.start:w.end])
+            doc.user_data["company_full_names"] = full_company_names(texts[w.article])
+            doc.user_data["ticker_names"] = ticker_names(articles[w.article].title,
+                                                         articles[w.article].text)
+            doc.user_data["topic"] = topics[w.article]
+            doc.user_data["prior_companies"] = self.prior_companies(texts[w.article], w.start)
+            doc.user_data["transaction_story"] = self.lex.headline_is_not_cooperation(
+                articles[w.article].title)
+            doc.user_data["candidate_ranges"] = [(s - w.start, e - w.start)
+                                                 for s, e in w.candidates]
+            docs.append(doc)
+        return windows, docs
 
     def prior_companies(self, text: str, before: int) -> list[str]:
         """Companies named before offset `before`, in order, found without parsing: registry
