@@ -51,7 +51,8 @@ TICKER_AFTER_RE = re.compile(r"^\s*<[A-Z0-9.]{1,10}>")
 TICKER_NAME_RE = re.compile(r"([A-Za-z][\w&'.-]*(?: [A-Za-z][\w&'.-]*){0,3}) <[A-Z0-9.]{1,10}>")
 _TITLE_STOP = {"SETS", "SET", "IN", "AND", "TO", "FORM", "FORMS", "WITH", "SIGN", "SIGNS",
                "UNIT", "THE", "SAYS", "SAID", "PACT", "AGREEMENT", "VENTURE", "JOINT"}
-DATELINE_RE = re.compile(r"^\s*[A-Z][A-Z .'-]+,(?:[^-\n]{0,40}?)?\s*(?:\([^)]{1,60}\))?\s*-+\s")
+DATELINE_RE = re.compile(
+    r"^\s*(?:[A-Z][A-Z .'-]+(?:,[^-\n]{0,40}?)?\s*(?:\([^)]{1,60}\))?|\([^)]{1,40}\))\s*-+\s")
 NOT_COMPANIES = {"EV", "EVs", "AI", "CEO", "CFO", "IPO", "GDP", "U.S.", "US", "UK", "EU",
                  "R&D", "OEM", "LNG", "SUV", "SUVs", "Co", "Corp", "Inc", "Ltd"}
 #: Words that make an ORG a public body, union, party or market, not a company.
@@ -490,22 +491,22 @@ class RelationFinder:
         anchors = [t for t in sent if self.lex.anchors.match(t.lower_) and t.ent_type_ != "ORG"]
         if not anchors:
             return out
-        linked_mentions = [m for m in mentions if m.root is not None
-                           and any(linked(doc[m.root], a) for a in anchors)
-                           and not self._is_the_venture(doc, m, anchors)
-                           and not GROUPING_NAME.search(m.name)
-                           and not self._appositive_name(doc, m, mentions)]
-        names = list(dict.fromkeys(m.name for m in linked_mentions))
-        names = one_per_group(names)
+        cue = strong or self.lex.weak.search(text)
+        if cue is None:  # the only cue was part of a company name
+            return out
+        candidates = [m for m in mentions if m.root is not None
+                      and not self._is_the_venture(doc, m, anchors)
+                      and not GROUPING_NAME.search(m.name)
+                      and not self._appositive_name(doc, m, mentions)]
+        linked_mentions = [m for m in candidates if any(linked(doc[m.root], a)
+                                                        for a in anchors)]
+        names = one_per_group(list(dict.fromkeys(m.name for m in linked_mentions)))
         if len(names) < 2:
             return out
         if len(names) > 2 and not (self.lex.multi_party.search(text)
                                    or coordinated(doc, linked_mentions) >= 3):
             names = names[:2]
         known = sum(m.known for m in linked_mentions if m.name in names)
-        cue = strong or self.lex.weak.search(text)
-        if cue is None:  # the only cue was part of a company name
-            return out
         out.append(Relation(tuple(sorted(names)), sent, cue.group(0), known=known,
                             via_reference=any(m.reference for m in linked_mentions
                                               if m.name in names)))
@@ -538,6 +539,16 @@ class RelationFinder:
 @Language.factory("radar_relations", default_config={})
 def make_relation_finder(nlp: Language, name: str) -> RelationFinder:
     return RelationFinder(default_registry(), Lexicon(lexicon()))
+
+
+@Language.component("radar_paragraphs")
+def paragraph_boundaries(doc: Doc) -> Doc:
+    """A paragraph break always ends a sentence ("Smyrna, Tenn.\n\nWhile ..."); set before
+    the parser (which respects preset boundaries) or after a rule-based sentencizer."""
+    for token in doc[:-1]:
+        if token.is_space and "\n" in token.text:
+            doc[token.i + 1].is_sent_start = True
+    return doc
 
 
 class StageTagger:

@@ -71,6 +71,7 @@ def load_nlp(model: str, registry: CompanyRegistry) -> Language:
     nlp = spacy.load(model, exclude=["lemmatizer"])
     ruler = nlp.add_pipe("entity_ruler", before="ner", config={"phrase_matcher_attr": "ORTH"})
     ruler.add_patterns(registry.patterns())  # type: ignore[attr-defined]
+    nlp.add_pipe("radar_paragraphs", before="parser")
     nlp.add_pipe("radar_companies", after="ner")
     nlp.add_pipe("radar_relations")
     nlp.add_pipe("radar_stage")
@@ -124,6 +125,7 @@ class Extractor:
         self.lex = lex or Lexicon(lexicon())
         self.splitter = spacy.blank("en")
         self.splitter.add_pipe("sentencizer")
+        self.splitter.add_pipe("radar_paragraphs")
         self.version = EXTRACTOR_VERSION
 
     @classmethod
