@@ -375,7 +375,11 @@ class RelationFinder:
                                        token.i, reference=not before))
         one = self.lex.one_reference.search(sent.text)
         if one and not out:
-            others = [n for n in recent if n not in here]
+            # The most talked-about company so far is the likeliest antecedent of "the
+            # Anglo-Dutch company" (ties: the one named first, the story's protagonist).
+            salience = {n: self.history.count(n) for n in recent}
+            others = sorted((n for n in recent if n not in here),
+                            key=lambda n: (-salience[n], self.history.index(n)))
             token = sent.doc.char_span(sent.start_char + one.start(),
                                        sent.start_char + one.end(), alignment_mode="expand")
             if others and token is not None:
@@ -503,8 +507,10 @@ class RelationFinder:
         names = one_per_group(list(dict.fromkeys(m.name for m in linked_mentions)))
         if len(names) < 2:
             return out
+        # Three or more parties only when the text groups them: "a three-way alliance",
+        # "X, Y and Z formed ...", "X's venture with Y and Z".
         if len(names) > 2 and not (self.lex.multi_party.search(text)
-                                   or coordinated(doc, linked_mentions) >= 3):
+                                   or coordinated(doc, linked_mentions) >= len(names) - 1):
             names = names[:2]
         known = sum(m.known for m in linked_mentions if m.name in names)
         out.append(Relation(tuple(sorted(names)), sent, cue.group(0), known=known,
