@@ -255,6 +255,9 @@ class Lexicon:
         return Stage.AGREED, False
 
 
+VENTURE_VERBS = {"own", "owns", "owned", "run", "runs", "operate", "operates", "form", "formed",
+                 "forms", "create", "created", "establish", "established", "launch",
+                 "launched", "set", "found", "founded", "call", "called", "name", "named"}
 #: Named groupings ("Star Alliance", "Europrop International consortium") are the
 #: cooperation itself; their members are the parties.
 GROUPING_NAME = re.compile(r"\b(?:Alliance|Consortium|Venture|Ventures|JV|Partnership)$")
@@ -532,6 +535,8 @@ class RelationFinder:
     def _is_the_venture(doc: Doc, mention: Mention, anchors: list[Token]) -> bool:
         """"Daewoo Motor Corp, the joint venture between Daewoo and GM": not a party."""
         root = doc[mention.root]  # type: ignore[index]
+        if root.dep_ == "dobj" and root.head.lower_ in VENTURE_VERBS:
+            return True  # "Vale and BHP, which jointly own Samarco": Samarco is the venture
         for anchor in anchors:
             if anchor.lower_ not in ("venture", "ventures", "consortium", "partnership"):
                 continue
