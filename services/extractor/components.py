@@ -58,8 +58,10 @@ NOT_COMPANIES = {"EV", "EVs", "AI", "CEO", "CFO", "IPO", "GDP", "U.S.", "US", "U
 #: Words that make an ORG a public body, union, party or market, not a company.
 BODY_WORDS = re.compile(
     r"\b(Government|Ministry|Minister|Community|Commission|Council|Unions|Workers|"
+    r"(?:Justice|State|Defen[cs]e|Commerce|Energy|Treasury|Labor|Transportation) Department|"
+    r"Department of|"
     r"(?:Labor|Labour|Trade|Credit|European|Soviet|Customs|Monetary) Union|"
-    r"Party|Labour|Labor|Congress|Senate|Parliament|Agency|Authority|Department|Treasury|"
+    r"Party|Labour|Labor|Congress|Senate|Parliament|Agency|Authority|Treasury|"
     r"Court|Federal Reserve|Central Bank|Bank of (?:Japan|England|France|Canada)|Bundesbank|"
     r"Administration|Board|Locals?|Association|Federation|Committee|Organisation|"
     r"Organization|Exchange Commission|OPEC|GATT|EC|GCC|NATO|IMF|Cabinet|"
@@ -74,9 +76,10 @@ if not Doc.has_extension("relations"):
 
 
 def _strip_leading(words: list[str]) -> int:
-    """How many leading words of a matched name are sentence words, not name words."""
+    """How many leading words of a matched name are sentence words or a possessor
+    ("Taiwan's Lunaris Memory Corp"), not name words."""
     n = 0
-    while n < len(words) - 1 and words[n] in _START_WORDS:
+    while n < len(words) - 1 and (words[n] in _START_WORDS or words[n].endswith(("'s", "’s"))):
         n += 1
     return n
 
