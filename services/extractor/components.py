@@ -263,7 +263,9 @@ VENTURE_VERBS = {"own", "owns", "owned", "run", "runs", "operate", "operates", "
                  "launched", "set", "found", "founded", "call", "called", "name", "named"}
 #: Named groupings ("Star Alliance", "Europrop International consortium") are the
 #: cooperation itself; their members are the parties.
-GROUPING_NAME = re.compile(r"\b(?:Alliance|Consortium|Venture|Ventures|JV|Partnership)$")
+GROUPING_NAME = re.compile(
+    r"\b(?:Alliance|Consortium|Venture|Ventures|JV|Partnership|Program|Programme|Project|"
+    r"System|Center|Centre|Initiative)$")
 
 
 def masked_text(sent: Span) -> str:
