@@ -19,6 +19,10 @@ LEGAL_SUFFIXES = (
     "lp", "llp", "sa", "ag", "plc", "nv", "bv", "spa", "gmbh", "kgaa", "se", "ab", "asa",
     "oy", "oyj", "kk", "pty", "group", "holdings", "holding", "cos", "companies",
 )
+#: A name made only of these words names no company ("Industries", "Group Inc").
+GENERIC_WORDS = frozenset(LEGAL_SUFFIXES) | {"industries", "international", "enterprises",
+                                             "systems", "technologies", "company",
+                                             "the", "and", "of"}
 _SUFFIX_RE = re.compile(r"(?:[\s,]+(?:" + "|".join(LEGAL_SUFFIXES) + r")\.?)+$", re.I)
 _TICKER_RE = re.compile(r"\s*<[^<>]{1,12}>\s*$")  # "Chrysler Corp <C>"
 _BRACKETS_RE = re.compile(r"^<(.+)>$")  # "<Automobili Lamborghini SpA>"
@@ -90,7 +94,7 @@ class CompanyRegistry:
         if sep and rest and name_key(owner) in self.non_parties:
             mention = rest  # "Britain's Cable and Wireless Plc", "China's Baosteel"
         key = name_key(mention)
-        if not key or key in self.non_parties or all(w in LEGAL_SUFFIXES for w in key.split()):
+        if not key or key in self.non_parties or all(w in GENERIC_WORDS for w in key.split()):
             return None
         if key in self.canonical:
             return self.canonical[key]

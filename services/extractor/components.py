@@ -219,6 +219,7 @@ class Lexicon:
         self.anchors = rx("anchors")
         self.not_cooperation = rx("not_cooperation")
         self.rival_context = rx("rival_context")
+        self.comparison = rx("comparison")
         self.multi_party = rx("multi_party")
         self.possessive_partner = rx("possessive_partner")
         self.pronoun_subject = re.compile(data["pronoun_subject"])
@@ -265,7 +266,7 @@ VENTURE_VERBS = {"own", "owns", "owned", "run", "runs", "operate", "operates", "
 #: cooperation itself; their members are the parties.
 GROUPING_NAME = re.compile(
     r"\b(?:Alliance|Consortium|Venture|Ventures|JV|Partnership|Program|Programme|Project|"
-    r"System|Center|Centre|Initiative)$")
+    r"Center|Centre|Initiative)$")
 
 
 def masked_text(sent: Span) -> str:
@@ -471,6 +472,10 @@ class RelationFinder:
             mentions = [Mention(previous[0].name, first.idx, first.idx, previous[0].known,
                                 first.i), *mentions]
         mentions = [*mentions, *self.references(sent, mentions)]
+        # "Vale, the biggest producer ahead of Rio Tinto and BHP, ...": compared companies.
+        for comparison in self.lex.comparison.finditer(text):
+            lo = sent.start_char + comparison.end()
+            mentions = [m for m in mentions if not lo <= m.start <= lo + 60]
         rival = self.lex.rival_context.search(text)
         first_cue = self.lex.strong.search(text) or self.lex.weak.search(text)
         if rival and first_cue and first_cue.start() < rival.start():
