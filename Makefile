@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .DEFAULT_GOAL := help
 
@@ -24,10 +25,27 @@ install: $(STAMP) ## Create .venv (if missing) and install the project with its 
 run: install ## Start broker + services, stream the demo articles, show the live view
 	$(BIN)/radar up --demo
 
-test: install ## Run the whole suite (unit, then integration on the embedded broker)
+# Debian's Prometheus (prometheus + promtool) for tests/integration/test_prometheus.py;
+# installed only when missing (CI runs as root; elsewhere sudo is used when present).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
+
+prometheus: ## Install Debian's prometheus package (prometheus, promtool) if missing
+	@if command -v prometheus >/dev/null && command -v promtool >/dev/null; then :; else \
+		echo "installing Debian's prometheus package (for the Prometheus integration test)"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) apt-get install -y -q --no-install-recommends prometheus; \
+	fi
+
+test: install prometheus ## Run the whole suite (unit, then integration on the embedded broker)
 	$(BIN)/ruff check .
 	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
 	$(BIN)/pytest tests/integration -q $(PYTEST_ARGS)
+
+bench: install ## Benchmark: throughput, latency at 50 articles/s, extractor speed, memory
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+dashboards: install ## Regenerate deploy/grafana/dashboards/*.json from deploy/grafana/generate.py
+	$(BIN)/python deploy/grafana/generate.py
 
 lint: install ## ruff
 	$(BIN)/ruff check .
@@ -35,4 +53,4 @@ lint: install ## ruff
 clean: ## Remove the virtualenv and run state
 	rm -rf $(VENV) .run .pytest_cache .ruff_cache
 
-.PHONY: help install run test lint clean
+.PHONY: help install run test lint clean prometheus bench dashboards

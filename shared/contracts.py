@@ -295,6 +295,56 @@ class DeadLetter(Contract):
         return f"{self.topic_name}:{self.partition}:{self.offset}".encode()
 
 
+class SeenArticle(Contract):
+    """A story the ingestor published: replayed at start-up so duplicates stay duplicates
+    across restarts. Keyed by article_id; a null value (tombstone) forgets it."""
+
+    topic: ClassVar[str] = "news.seen.v1"
+
+    schema_version: Literal[1] = Field(1, description="Contract version of this message.")
+    article_id: NonEmptyStr = Field(description="The published article.")
+    keys: list[str] = Field(default_factory=list, description="Exact identity keys "
+                            "(`id:`, `url:`, `text:` + hash) that make a later item a "
+                            "duplicate.")
+    minhash: bytes | None = Field(None, description="MinHash signature of the text's word "
+                                  "shingles (little-endian uint32, base64 in JSON); null for "
+                                  "short texts.")
+    minhash_scheme: str = Field("", description="Shingle size, permutations and seed of "
+                                "`minhash`; signatures of another scheme are not compared.")
+    source: str = Field("unknown", description="Source of the article.")
+    seen_at: AwareDatetime = Field(default_factory=utcnow, description="When it was "
+                                   "published; the dedup window counts from here.")
+
+    def key(self) -> bytes:
+        return self.article_id.encode()
+
+
+class RawDocument(Contract):
+    """A raw document handed to the ingestor over Kafka: a feed, JSON Lines, JSON, HTML or
+    text in `content`, or a `url` for the ingestor to fetch."""
+
+    topic: ClassVar[str] = "news.inbox.v1"
+
+    schema_version: Literal[1] = Field(1, description="Contract version of this message.")
+    document_id: NonEmptyStr = Field(description="Sender's id of the document (the key).")
+    name: str = Field("inbox", description="File name or label; `.html` marks a web page, "
+                      "and rejected items are reported as name:line.")
+    source: str | None = Field(None, description="Source for items that name none.")
+    content: str | None = Field(None, description="The document itself.")
+    url: str | None = Field(None, description="Where to fetch the document when `content` is "
+                            "null (http/https, public addresses only).")
+
+    @model_validator(mode="after")
+    def _content_or_url(self) -> RawDocument:
+        if (self.content is None) == (self.url is None):
+            raise ValueError("give exactly one of content and url")
+        return self
+
+    def key(self) -> bytes:
+        return self.document_id.encode()
+
+
 WIRE_MODELS: tuple[type[Contract], ...] = (
-    ArticleEvent, PartnershipEvent, AllianceChange, AllianceState, DeadLetter,
+    ArticleEvent, PartnershipEvent, AllianceChange, AllianceState, DeadLetter, SeenArticle,
+    RawDocument,
 )

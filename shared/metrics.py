@@ -7,7 +7,7 @@ label keeps series apart when one Prometheus scrapes them all. Service-specific 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -73,3 +73,26 @@ async def start_http(app: web.Application, host: str, port: int) -> web.AppRunne
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner
+
+
+# --------------------------------------------------------------------------- companies
+
+#: How many companies `radar_company_alliances` keeps: the dashboard shows a top 10, and a
+#: bounded set keeps the series count flat however many companies the news names.
+TOP_COMPANIES = 20
+
+COMPANY_ALLIANCES = Gauge("radar_company_alliances",
+                          f"Alliances in this worker's view that a company is party to; only "
+                          f"the {TOP_COMPANIES} companies with the most are exported.",
+                          ["company"])
+
+
+def set_top_companies(alliances_per_company: Mapping[str, int],
+                      limit: int = TOP_COMPANIES) -> list[tuple[str, int]]:
+    """Export the `limit` companies with the most alliances (ties by name, so the set is
+    stable between refreshes) and drop every other company's series."""
+    top = sorted(alliances_per_company.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+    COMPANY_ALLIANCES.clear()
+    for company, count in top:
+        COMPANY_ALLIANCES.labels(company).set(count)
+    return top

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from enum import StrEnum
 from functools import cache
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -85,16 +86,85 @@ class HttpSettings(BaseSettings):
 
 
 class IngestorSettings(HttpSettings):
-    """The ingestor: takes news in, publishes ArticleEvents."""
+    """The ingestor: takes news in (HTTP, files, feeds, pages, Kafka inbox), publishes
+    ArticleEvents once per story. It faces the open internet, hence the fetch limits."""
 
     model_config = _config("RADAR_INGESTOR_")
 
     port: int = Field(8001, ge=0, le=65535, description="Port of POST /articles, /metrics, "
                       "/health.")
     max_body_bytes: int = Field(5_000_000, ge=1024, description="Largest accepted HTTP body.")
-    watch_dir: Path | None = Field(None, description="Folder polled for new .jsonl/.xml files "
-                                   "to ingest (optional).")
+    watch_dir: Path | None = Field(None, description="Folder polled for new .jsonl/.json/.xml/"
+                                   ".txt/.html files to ingest (optional).")
     watch_interval_s: float = Field(2.0, gt=0, description="Poll interval of watch_dir.")
+    feeds_file: Path = Field(Path("feeds.toml"), description="TOML file of RSS/Atom feeds to "
+                             "poll (`radar feeds add`); re-read when it changes; missing = no "
+                             "feeds.")
+    feed_interval_s: float = Field(300.0, gt=0, description="Default poll interval of a feed "
+                                   "(a feed's `interval_s` overrides it).")
+    feed_max_backoff_s: float = Field(3600.0, gt=0, description="Longest wait between polls "
+                                      "of a failing feed (the wait doubles per failure).")
+    fetch_timeout_s: float = Field(15.0, gt=0, description="Time limit of one URL fetch, "
+                                   "redirects and download included.")
+    fetch_max_bytes: int = Field(5_000_000, ge=1024, description="Largest document fetched "
+                                 "from a URL (decoded bytes).")
+    fetch_max_redirects: int = Field(5, ge=0, le=20, description="Redirects followed per "
+                                     "fetch; each hop is re-checked.")
+    fetch_allow_networks: str = Field("", description="Comma-separated CIDRs fetching may "
+                                      "reach although not public (e.g. 127.0.0.0/8 for tests); "
+                                      "loopback, private, link-local and reserved targets are "
+                                      "refused otherwise.")
+    user_agent: str = Field("AllianceRadar/0.1 (news ingestor)", min_length=1,
+                            description="User-Agent sent when fetching feeds and pages.")
+    languages: str = Field("en", description="Comma-separated ISO 639-1 codes to publish; "
+                           "`*` publishes every language. Others are skipped and counted.")
+    language_min_confidence: float = Field(0.9, ge=0, le=1, description="Detector confidence "
+                                           "needed to skip an article as another language.")
+    dedup_window_hours: float = Field(72.0, ge=0, description="How long a published story "
+                                      "blocks exact and near duplicates; 0 disables dedup.")
+    near_duplicate_threshold: float = Field(0.8, gt=0, le=1, description="Estimated Jaccard "
+                                            "similarity of word 5-shingles (MinHash) from "
+                                            "which a story is a near duplicate.")
+    near_duplicate_min_words: int = Field(20, ge=5, description="Shorter texts are checked "
+                                          "for exact duplicates only.")
+    seen_topic: str = Field("news.seen.v1", min_length=1, description="Compacted topic of "
+                            "published stories (SeenArticle), replayed at start-up for dedup.")
+    inbox_topic: str = Field("news.inbox.v1", min_length=1, description="Topic of raw "
+                             "documents (RawDocument) to ingest; bad ones go to its .dlq.")
+    group_id: str = Field("radar-ingestor", min_length=1, description="Consumer group of the "
+                          "inbox consumer.")
+
+    @field_validator("fetch_allow_networks")
+    @classmethod
+    def _check_networks(cls, value: str) -> str:
+        _networks(value)  # fail fast at start-up on a bad CIDR
+        return value
+
+    @field_validator("languages")
+    @classmethod
+    def _check_languages(cls, value: str) -> str:
+        codes = [part.strip().lower() for part in value.split(",") if part.strip()]
+        if not codes:
+            raise ValueError("name at least one language code, or *")
+        for code in codes:
+            if code != "*" and not (code.isascii() and code.isalpha() and len(code) == 2):
+                raise ValueError(f"{code!r} is not an ISO 639-1 code")
+        return ",".join(codes)
+
+    @property
+    def allowed_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        return _networks(self.fetch_allow_networks)
+
+    @property
+    def allowed_languages(self) -> frozenset[str] | None:
+        """The languages to publish; None means every language."""
+        codes = frozenset(self.languages.split(","))
+        return None if "*" in codes else codes
+
+
+def _networks(value: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    return tuple(ip_network(part.strip(), strict=False) for part in value.split(",")
+                 if part.strip())
 
 
 class ExtractorSettings(HttpSettings):
@@ -130,6 +200,11 @@ class AggregatorSettings(HttpSettings):
                                    "alliance.")
     episode_gap_days: int = Field(365, ge=1, description="Silence after which new news opens "
                                   "a new episode.")
+    publish: bool = Field(True, description="Publish changes, state and dead letters to the "
+                          "shared topics; `radar replay` turns it off so a rebuild stays "
+                          "private.")
+    peer_timeout_s: float = Field(5.0, gt=0, description="Timeout of a query forwarded to "
+                                  "another aggregator worker.")
 
 
 class LogSettings(BaseSettings):

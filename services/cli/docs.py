@@ -15,6 +15,8 @@ from shared.contracts import (
     Contract,
     DeadLetter,
     PartnershipEvent,
+    RawDocument,
+    SeenArticle,
 )
 from shared.settings import env_vars
 
@@ -26,6 +28,10 @@ TOPICS: list[tuple[str, type[Contract], str, str]] = [
      "aggregator -> your services, `radar watch`"),
     ("alliances.state.v1", AllianceState, "`alliance_id`",
      "aggregator -> your services (compacted: latest per key)"),
+    ("news.seen.v1", SeenArticle, "`article_id`",
+     "ingestor -> ingestor, `radar ingest` (compacted: dedup memory)"),
+    ("news.inbox.v1", RawDocument, "`document_id`",
+     "your services -> ingestor (raw documents; bad ones to `.dlq`)"),
     ("<input topic>.dlq", DeadLetter, "`topic:partition:offset`",
      "records a service could not process"),
 ]

@@ -16,6 +16,9 @@ import httpx
 import typer
 from rich.console import Console
 
+from services.cli.feeds import feeds_app
+from services.cli.feeds import ingest as ingest_command
+from services.cli.feeds import ingestor as ingestor_command
 from shared.contracts import Stage
 
 app = typer.Typer(help="Alliance Radar: partnerships between companies, live from the news.",
@@ -30,14 +33,6 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 
 # ---------------------------------------------------------------- services and broker
-
-
-@app.command()
-def ingestor() -> None:
-    """Run the ingestor service (HTTP push, watched folder -> news.articles.v1)."""
-    from services.ingestor.service import main
-
-    main()
 
 
 @app.command()
@@ -145,52 +140,11 @@ def _demo_articles() -> list[dict]:
 
 # ---------------------------------------------------------------- feeding news in
 
-
-@app.command()
-def ingest(
-    path: Annotated[str, typer.Argument(help="JSONL, JSON, RSS/Atom or text file, a folder "
-                                              "of them, or - for stdin.")],
-    source: Annotated[str | None, typer.Option(help="Source name for items without one.")]
-    = None,
-) -> None:
-    """Publish articles to news.articles.v1. Bad items are reported and skipped."""
-    from services.ingestor.sources import parse_document
-
-    documents: list[tuple[str, bytes]] = []
-    if path == "-":
-        documents.append(("stdin", sys.stdin.buffer.read()))
-    else:
-        target = Path(path)
-        if not target.exists():
-            raise _fail(f"no such file or folder: {path}", 2)
-        files = sorted(p for p in target.iterdir() if p.is_file()) if target.is_dir() \
-            else [target]
-        documents.extend((p.name, p.read_bytes()) for p in files)
-    results = asyncio.run(_publish(
-        [item for name, data in documents
-         for item in parse_document(data, name=name, default_source=source or name)]))
-    accepted = [r for r in results if r.status == "accepted"]
-    rejected = [r for r in results if r.status == "rejected"]
-    for r in rejected:
-        err.print(f"[yellow]skipped[/yellow] {r.where}: {r.error}")
-    out.print(f"published {len(accepted)} article(s), skipped {len(rejected)}")
-    if rejected:
-        raise typer.Exit(2 if accepted else 1)
-
-
-async def _publish(items: list) -> list:
-    from services.ingestor.publish import ArticlePublisher
-    from shared.kafka import ensure_topics, make_producer
-    from shared.settings import kafka, topics
-
-    k, t = kafka(), topics()
-    await ensure_topics(k, t, [t.articles])
-    producer = make_producer(k, client_id="radar-cli")
-    await producer.start()
-    try:
-        return await ArticlePublisher(producer, t.articles, service="cli").publish(items, "cli")
-    finally:
-        await producer.stop()
+# The ingestor service, one-shot ingestion and the standing feeds live with the ingestor's
+# CLI code; they share its cleaning, language check and dedup.
+app.command("ingestor")(ingestor_command)
+app.command("ingest")(ingest_command)
+app.add_typer(feeds_app, name="feeds")
 
 
 # ---------------------------------------------------------------- offline extraction
@@ -230,7 +184,8 @@ def evaluate(
 ) -> None:
     """Score the extractor against gold: detection and strict P/R/F1, no-event articles,
     stage confusion."""
-    from services.cli.offline import confusion_table, evaluate as run_eval, score_table
+    from services.cli.offline import confusion_table, score_table
+    from services.cli.offline import evaluate as run_eval
     from services.extractor.pipeline import Extractor
 
     for path in (gold, articles):

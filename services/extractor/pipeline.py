@@ -206,6 +206,10 @@ class Extractor:
         return re.compile(r"(?<![\w-])(?:" + "|".join(map(re.escape, forms)) + r")(?![\w-])")
 
     def windows(self, index: int, text: str, topic: bool = False) -> list[Window]:
+        # Most news names no cooperation at all: one regex over the raw text rules it out
+        # before any tokenizing (sentence splitting is half the cost otherwise).
+        if not (self.lex.strong.search(text) or self.lex.weak.search(text)):
+            return []
         sentences = self.sentences(text)
         out: list[Window] = []
         for n, (start, end) in enumerate(sentences):

@@ -6,7 +6,9 @@ wrong and where, never an exception, so one bad item never costs the good ones b
 
 from __future__ import annotations
 
+import codecs
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,24 +34,26 @@ class InputError:
 
 
 Parsed = ArticleEvent | InputError
+_JSON_OBJECT_LINE = re.compile(r'^\s*\{\s*"')
 
 
 def parse_time(value: Any) -> datetime | None:
-    if value is None or value == "":
+    """A date from ISO 8601, RFC 2822 or epoch seconds; None when it is none of those."""
+    if value is None or value == "" or isinstance(value, bool):
         return None
-    if isinstance(value, datetime):
-        dt = value
-    elif isinstance(value, (int, float)):
-        dt = datetime.fromtimestamp(value, UTC)
-    else:
-        text = str(value).strip()
-        try:
-            dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
+    try:
+        if isinstance(value, datetime):
+            dt = value
+        elif isinstance(value, (int, float)):
+            dt = datetime.fromtimestamp(value, UTC)
+        else:
+            text = str(value).strip()[:100]
             try:
+                dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            except ValueError:
                 dt = parsedate_to_datetime(text)
-            except (TypeError, ValueError):
-                return None
+    except (TypeError, ValueError, OverflowError, OSError, IndexError):
+        return None
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
@@ -90,12 +94,21 @@ def article_from_mapping(item: Any, *, where: str, default_source: str) -> Parse
             text=text,
             source=str(item.get("source") or default_source),
             published_at=published or utcnow(),
-            language=str(item.get("language") or "en"),
+            language=_language_tag(item.get("language")),
         )
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"])
         return InputError(where, "invalid_article", f"{field}: {err['msg']}")
+
+
+def _language_tag(value: Any) -> str:
+    """A declared language as ISO 639-1 (`en-US` -> `en`); empty when none was declared (the
+    ingestor detects it)."""
+    if not isinstance(value, str):
+        return ""
+    tag = value.replace("_", "-").split("-")[0].strip().lower()
+    return tag if len(tag) == 2 and tag.isascii() and tag.isalpha() else ""
 
 
 def parse_jsonl(lines: Iterable[str], *, name: str, default_source: str) -> Iterator[Parsed]:
@@ -108,6 +121,9 @@ def parse_jsonl(lines: Iterable[str], *, name: str, default_source: str) -> Iter
         except json.JSONDecodeError as exc:
             yield InputError(where, "invalid_json", f"malformed JSON: {exc.msg} at column "
                              f"{exc.colno}")
+            continue
+        except RecursionError:
+            yield InputError(where, "invalid_json", "malformed JSON: nested too deeply")
             continue
         yield article_from_mapping(item, where=where, default_source=default_source)
 
@@ -132,8 +148,9 @@ def parse_feed(document: bytes, *, name: str, default_source: str) -> Iterator[P
     except safe_xml.ParseError as exc:
         yield InputError(name, "invalid_xml", f"malformed XML: {exc}")
         return
-    feed = feedparser.parse(document)
+    feed = feedparser.parse(document, sanitize_html=False, resolve_relative_uris=False)
     source = feed.feed.get("title") or default_source
+    language = feed.feed.get("language")
     if not feed.entries:
         yield InputError(name, "empty_feed", "feed has no entries")
         return
@@ -142,18 +159,39 @@ def parse_feed(document: bytes, *, name: str, default_source: str) -> Iterator[P
         if entry.get("content"):
             content = " ".join(c.get("value", "") for c in entry.content)
         body = strip_html(content or entry.get("summary") or entry.get("description") or "")
-        published = (entry.get("published") or entry.get("updated")
-                     or entry.get("dc_date") or None)
         yield article_from_mapping(
             {"title": strip_html(entry.get("title", "")), "text": body,
-             "published_at": published, "url": entry.get("link"),
-             "guid": entry.get("id") or entry.get("guid"), "source": source},
+             "published_at": _entry_time(entry), "url": entry.get("link"),
+             "guid": entry.get("id") or entry.get("guid"), "source": source,
+             "language": language},
             where=f"{name}#item{number}", default_source=source)
 
 
-def parse_document(data: bytes, *, name: str, default_source: str) -> Iterator[Parsed]:
-    """A whole input: a feed, JSONL, a JSON array/object, or plain text."""
-    if looks_like_feed(data):
+def _entry_time(entry: Any) -> datetime | str | None:
+    """feedparser's normalised UTC struct_time (RSS 0.9x/1.0/2.0 and Atom), else the raw."""
+    for key in ("published_parsed", "updated_parsed", "created_parsed"):
+        parsed = entry.get(key)
+        if parsed:
+            return datetime(*parsed[:6], tzinfo=UTC)
+    return entry.get("published") or entry.get("updated") or entry.get("dc_date") or None
+
+
+def _has_json_object_line(data: bytes) -> bool:
+    text = data.decode("utf-8", errors="replace")
+    return any(_JSON_OBJECT_LINE.match(line) for line in text.splitlines()[1:])
+
+
+def parse_document(data: bytes, *, name: str, default_source: str,
+                   url: str | None = None) -> Iterator[Parsed]:
+    """A whole input: a feed, a web page, JSONL, a JSON array/object, or plain text."""
+    from services.ingestor.pages import extract_page, looks_like_html
+
+    data = data.removeprefix(codecs.BOM_UTF8)
+    if looks_like_html(data, name):
+        yield extract_page(data, name=name, default_source=default_source, url=url)
+        return
+    if looks_like_feed(data) and not _has_json_object_line(data):
+        # (A JSONL batch whose first line is junk that looks like XML is still JSONL.)
         yield from parse_feed(data, name=name, default_source=default_source)
         return
     try:
@@ -163,21 +201,32 @@ def parse_document(data: bytes, *, name: str, default_source: str) -> Iterator[P
                          f"{exc.start}")
         return
     stripped = text.lstrip()
+    # JSON Lines when any line opens a JSON object, even if the first line is junk; a .txt
+    # file is always prose ("{{^adFree}}" debris must not make it JSON).
+    jsonl = not name.lower().endswith(".txt") and any(
+        _JSON_OBJECT_LINE.match(line) for line in text.splitlines())
     if stripped.startswith("["):
         try:
             items = json.loads(text)
-        except json.JSONDecodeError as exc:
-            yield InputError(name, "invalid_json", f"malformed JSON array: {exc.msg} at line "
-                             f"{exc.lineno}")
+        except (json.JSONDecodeError, RecursionError) as exc:
+            if jsonl and len(text.strip().splitlines()) > 1:
+                yield from parse_jsonl(text.splitlines(), name=name,
+                                       default_source=default_source)
+                return
+            message = f"{exc.msg} at line {exc.lineno}" if isinstance(
+                exc, json.JSONDecodeError) else "nested too deeply"
+            yield InputError(name, "invalid_json", f"malformed JSON array: {message}")
             return
+        if not isinstance(items, list):
+            items = [items]
         for i, item in enumerate(items, start=1):
             yield article_from_mapping(item, where=f"{name}[{i}]",
                                        default_source=default_source)
         return
-    if stripped.startswith("{"):
+    if stripped.startswith("{") or jsonl:
         try:
             whole = json.loads(text)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             whole = None  # JSON Lines, judged line by line
         if isinstance(whole, dict):
             yield article_from_mapping(whole, where=name, default_source=default_source)

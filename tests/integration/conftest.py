@@ -29,7 +29,8 @@ def stack(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> I
     run_dir = tmp_path_factory.mktemp("stack")
     s = Stack(run_dir=run_dir, bootstrap_servers=broker.bootstrap_servers,
               ports={n: free_port() for n in ("ingestor", "extractor", "aggregator")},
-              extra_env={"RADAR_PROFILE": "embedded"})
+              extra_env={"RADAR_PROFILE": "embedded",
+                         "RADAR_INGESTOR_FEEDS_FILE": str(run_dir / "feeds.toml")})
     with s:
         s.wait_healthy(timeout=120)
         yield s

@@ -1,0 +1,243 @@
+"""`radar feeds add|list|remove` (the feeds file), `radar ingest PATH|URL|-`, and
+`radar ingestor --feeds-file`: the command-line side of the ingestor.
+
+Wired into `services/cli/main.py` as `app.add_typer(feeds_app, name="feeds")`,
+`app.command()(ingest)` and `app.command()(ingestor)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from services.ingestor.feeds import (
+    FeedConfig,
+    FeedsFileError,
+    add_feed,
+    load_feeds,
+    remove_feed,
+)
+from shared.settings import IngestorSettings, load
+
+if TYPE_CHECKING:  # the intake pulls numpy, scipy and the language model: only for `ingest`
+    from services.ingestor.publish import ItemResult
+    from services.ingestor.sources import Parsed
+
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+
+feeds_app = typer.Typer(help="Standing RSS/Atom feeds the ingestor polls (the feeds file, "
+                        "RADAR_INGESTOR_FEEDS_FILE; a running ingestor re-reads it).",
+                        no_args_is_help=True)
+
+FileOption = Annotated[Path | None, typer.Option(
+    "--file", help="Feeds file [default: RADAR_INGESTOR_FEEDS_FILE or feeds.toml]")]
+
+
+def _feeds_file(path: Path | None) -> Path:
+    return path or load(IngestorSettings).feeds_file
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)
+
+
+@feeds_app.command("add")
+def feeds_add(
+    url: Annotated[str, typer.Argument(help="http(s) URL of an RSS or Atom feed.")],
+    name: Annotated[str | None, typer.Option(help="Label in metrics and logs; default "
+                                                  "source of its items.")] = None,
+    interval: Annotated[float | None, typer.Option(help="Seconds between polls [default: "
+                                                        "RADAR_INGESTOR_FEED_INTERVAL_S]")]
+    = None,
+    file: FileOption = None,
+) -> None:
+    """Add a feed to the feeds file."""
+    path = _feeds_file(file)
+    try:
+        feed = FeedConfig(url=url, name=name, interval_s=interval)
+    except ValidationError as exc:
+        raise _fail("; ".join(e["msg"] for e in exc.errors()), 2) from None
+    try:
+        add_feed(path, feed)
+    except FeedsFileError as exc:
+        raise _fail(str(exc)) from None
+    out.print(f"added {feed.label} ({feed.url}) to {path}")
+
+
+@feeds_app.command("list")
+def feeds_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    file: FileOption = None,
+) -> None:
+    """List the feeds of the feeds file."""
+    path = _feeds_file(file)
+    try:
+        feeds = load_feeds(path)
+    except FeedsFileError as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        print(json.dumps([f.model_dump() for f in feeds], indent=2))
+        return
+    default = load(IngestorSettings).feed_interval_s
+    table = Table(title=f"Feeds in {path} ({len(feeds)})")
+    for column in ("name", "url", "interval"):
+        table.add_column(column)
+    for feed in feeds:
+        table.add_row(feed.label, feed.url, f"{feed.interval_s or default:g}s")
+    out.print(table)
+
+
+@feeds_app.command("remove")
+def feeds_remove(
+    url_or_name: Annotated[str, typer.Argument(help="URL or name of the feed.")],
+    file: FileOption = None,
+) -> None:
+    """Remove a feed from the feeds file."""
+    path = _feeds_file(file)
+    try:
+        gone = remove_feed(path, url_or_name)
+    except FeedsFileError as exc:
+        raise _fail(str(exc)) from None
+    out.print(f"removed {gone.label} ({gone.url}) from {path}")
+
+
+def ingestor(
+    feeds_file: Annotated[Path | None, typer.Option(help="Feeds file to poll [default: "
+                                                         "RADAR_INGESTOR_FEEDS_FILE]")] = None,
+) -> None:
+    """Run the ingestor service (HTTP push, feeds, watched folder, inbox -> news.articles.v1)."""
+    from services.ingestor.service import main
+
+    if feeds_file is not None:
+        os.environ["RADAR_INGESTOR_FEEDS_FILE"] = str(feeds_file)
+    main()
+
+
+# ---------------------------------------------------------------- radar ingest
+
+
+def ingest(
+    path: Annotated[str, typer.Argument(help="JSONL, JSON, RSS/Atom, HTML or text file, a "
+                                             "folder of them, an http(s) URL of a page or "
+                                             "feed, or - for stdin.")],
+    source: Annotated[str | None, typer.Option(help="Source name for items without one.")]
+    = None,
+) -> None:
+    """Publish articles to news.articles.v1, once per story: duplicates of stories already
+    published and other languages are skipped, bad items reported."""
+    from services.ingestor.dedup import Outcome
+    from services.ingestor.publish import summary
+
+    settings = load(IngestorSettings)
+    results = asyncio.run(ingest_target(path, source, settings))
+    if results is None:
+        raise _fail(f"no such file or folder: {path}", 2)
+    for r in results:
+        if r.status == Outcome.REJECTED:
+            err.print(f"[yellow]skipped[/yellow] {r.where}: {r.error}")
+        elif r.status in (Outcome.DUPLICATE, Outcome.NEAR_DUPLICATE):
+            err.print(f"[dim]skipped {r.where}: {r.status.replace('_', ' ')} of "
+                      f"{r.duplicate_of}[/dim]")
+        elif r.status == Outcome.NON_ENGLISH:
+            err.print(f"[dim]skipped {r.where}: language {r.language}[/dim]")
+    counts = summary(results)
+    skipped = len(results) - counts[Outcome.PUBLISHED]
+    detail = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items()
+                       if n and k not in ("accepted", Outcome.PUBLISHED))
+    out.print(f"published {counts[Outcome.PUBLISHED]} article(s), skipped {skipped}"
+              + (f" ({detail})" if detail else ""))
+    if counts["rejected"]:
+        raise typer.Exit(2 if counts["accepted"] else 1)
+
+
+def read_documents(target: str) -> list[tuple[str, bytes]] | None:
+    """(name, bytes) of stdin, a file, or a folder's files with known suffixes."""
+    from services.ingestor.service import FOLDER_SUFFIXES
+
+    if target == "-":
+        return [("stdin", sys.stdin.buffer.read())]
+    path = Path(target)
+    if not path.exists():
+        return None
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir()
+                       if p.is_file() and p.suffix.lower() in FOLDER_SUFFIXES)
+    else:
+        files = [path]
+    return [(p.name, p.read_bytes()) for p in files]
+
+
+async def ingest_target(target: str, source: str | None,
+                        settings: IngestorSettings) -> list[ItemResult] | None:
+    """Parse (or fetch) the target and take it in like the service does; None if missing."""
+    from services.ingestor.fetch import FetchError, FetchPolicy, SafeFetcher
+    from services.ingestor.sources import InputError, parse_document
+
+    items: list[Parsed] = []
+    if target.startswith(("http://", "https://")):
+        fetcher = SafeFetcher(FetchPolicy.from_settings(settings))
+        try:
+            fetched = await fetcher.fetch(target, channel="cli")
+            items = list(parse_document(fetched.body, name=fetched.url, url=fetched.url,
+                                        default_source=source or "web"))
+        except FetchError as exc:
+            items = [InputError(target, exc.reason, exc.message)]
+        finally:
+            await fetcher.aclose()
+    else:
+        documents = read_documents(target)
+        if documents is None:
+            return None
+        for name, data in documents:
+            items.extend(parse_document(data, name=name, default_source=source or name))
+    return await take(items, settings, channel="cli")
+
+
+async def take(items: list[Parsed], settings: IngestorSettings, *,
+               channel: str) -> list[ItemResult]:
+    """Replay the seen topic, then judge and publish like the service (one-shot)."""
+    from services.ingestor.publish import Intake, Judge
+    from services.ingestor.seen import SeenStore
+    from shared.kafka import ensure_topics, make_producer
+    from shared.settings import kafka, topics
+
+    k, t = kafka(), topics()
+    await ensure_topics(k, t, [t.articles, settings.seen_topic],
+                        compacted=[settings.seen_topic])
+    judge = Judge.from_settings(settings)
+    store = SeenStore(k, settings.seen_topic, judge.index, client_id="radar-cli-seen")
+    producer = make_producer(k, client_id="radar-cli")
+    await producer.start()
+    try:
+        await store.replay()
+        intake = Intake(producer, judge, articles_topic=t.articles,
+                        seen_topic=settings.seen_topic, service="cli")
+        return await intake.take(items, channel)
+    finally:
+        await store.stop()
+        await producer.stop()
+
+
+def standalone_app() -> typer.Typer:
+    """These commands on their own (`python -m services.cli.feeds ...`), as `radar` wires
+    them."""
+    app = typer.Typer(no_args_is_help=True, add_completion=False)
+    app.add_typer(feeds_app, name="feeds")
+    app.command()(ingest)
+    app.command()(ingestor)
+    return app
+
+
+if __name__ == "__main__":
+    standalone_app()()

@@ -1,0 +1,121 @@
+"""The benchmark's pure parts: corpus reading (TRAIN only), the generated mix, the figures."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from bench.__main__ import latency_stream
+from bench.corpus import (
+    news_mix,
+    parse_reuters_train,
+    reuters_date,
+    synthetic_articles,
+)
+from bench.stats import parse_metrics, peak_rss_mb, percentile, rounded, total
+
+SGML = """<!DOCTYPE lewis SYSTEM "lewis.dtd">
+<REUTERS TOPICS="YES" LEWISSPLIT="TRAIN" CGISPLIT="TRAINING-SET" OLDID="1" NEWID="11">
+<DATE>26-FEB-1987 15:01:01.79</DATE>
+<TEXT>&#2;
+<TITLE>ACME &amp; BOLT FORM VENTURE</TITLE>
+<BODY>Acme Corp and Bolt Inc said they formed a joint venture.
+ Reuter
+&#3;</BODY></TEXT>
+</REUTERS>
+<REUTERS TOPICS="YES" LEWISSPLIT="TEST" CGISPLIT="TRAINING-SET" OLDID="2" NEWID="12">
+<DATE>26-FEB-1987 15:02:01.79</DATE>
+<TEXT><TITLE>SECRET TEST STORY</TITLE><BODY>Must never be read.</BODY></TEXT>
+</REUTERS>
+<REUTERS TOPICS="NO" LEWISSPLIT="NOT-USED" CGISPLIT="TRAINING-SET" OLDID="3" NEWID="13">
+<DATE>26-FEB-1987 15:03:01.79</DATE>
+<TEXT><TITLE>UNUSED</TITLE><BODY>Never read either.</BODY></TEXT>
+</REUTERS>
+<REUTERS TOPICS="NO" LEWISSPLIT="TRAIN" CGISPLIT="TRAINING-SET" OLDID="4" NEWID="14">
+<DATE>27-FEB-1987 09:00:00.00</DATE>
+<TEXT type="BRIEF"><TITLE>NO BODY HERE</TITLE></TEXT>
+</REUTERS>
+"""
+
+
+def test_reuters_reads_train_documents_only() -> None:
+    articles = list(parse_reuters_train(SGML))
+    assert [a.id for a in articles] == ["reuters-11"]
+    (article,) = articles
+    assert article.title == "ACME & BOLT FORM VENTURE"
+    assert article.text == "Acme Corp and Bolt Inc said they formed a joint venture."
+    assert article.published_at == "1987-02-26T15:01:01Z"
+    assert "never" not in " ".join(a.text for a in articles).lower()
+
+
+def test_reuters_dates() -> None:
+    assert reuters_date(" 5-MAR-1987 09:04:55.10") == "1987-03-05T09:04:55Z"
+    assert reuters_date("garbage") is None
+
+
+def test_news_mix_falls_back_to_the_generated_mix(tmp_path: Path) -> None:
+    articles, origin = news_mix(50, reuters_dir=tmp_path / "absent")
+    assert len(articles) == 50 and "generated" in origin
+    assert len({a.id for a in articles}) == 50
+
+
+def test_news_mix_reads_a_reuters_folder(tmp_path: Path) -> None:
+    (tmp_path / "reut2-000.sgm").write_text(SGML, encoding="latin-1")
+    articles, origin = news_mix(3, reuters_dir=tmp_path)
+    assert "Reuters" in origin
+    assert [a.id for a in articles] == ["reuters-11", "reuters-11-r1", "reuters-11-r2"]
+
+
+def test_synthetic_mix_is_varied_with_about_a_tenth_partnerships() -> None:
+    articles = synthetic_articles(2000, seed=3)
+    assert len({a.id for a in articles}) == 2000
+    assert len({a.text for a in articles}) == 2000
+    partnership = [a for a in articles if "partner" in a.text or "venture" in a.text]
+    assert 0.07 < len(partnership) / len(articles) < 0.2
+    headlines = Counter(a.title.split()[-1] for a in articles)
+    assert len(headlines) > 20
+    assert synthetic_articles(30, seed=3) == articles[:30]
+
+
+def test_latency_stream_injects_partnership_stories() -> None:
+    background = synthetic_articles(100, seed=1, partnership_share=0.0)
+    stream = latency_stream(background, 100, 0.1, seed=1)
+    injected = [a for a in stream if a.id.startswith("latency-")]
+    assert len(stream) == 100 and len(injected) == 10
+    assert latency_stream(background, 40, 0, seed=1) == background[:40]
+
+
+def test_percentile_interpolates_like_numpy_linear() -> None:
+    values = [1.0, 2.0, 3.0, 4.0]
+    assert percentile(values, 50) == 2.5
+    assert percentile(values, 0) == 1.0 and percentile(values, 100) == 4.0
+    assert percentile([5.0], 99) == 5.0
+    assert math.isnan(percentile([], 50))
+    with pytest.raises(ValueError):
+        percentile(values, 101)
+
+
+def test_rounded_keeps_json_clean() -> None:
+    assert rounded(1.26, 1) == 1.3
+    assert rounded(math.nan) is None and rounded(math.inf) is None
+
+
+def test_metrics_totals_filter_by_labels() -> None:
+    text = (
+        "# TYPE radar_messages_consumed counter\n"
+        'radar_messages_consumed_total{service="extractor",topic="a"} 3.0\n'
+        'radar_messages_consumed_total{service="extractor",topic="b"} 4.0\n'
+        'radar_messages_consumed_total{service="aggregator",topic="a"} 5.0\n')
+    samples = parse_metrics(text)
+    assert total(samples, "radar_messages_consumed_total") == 12
+    assert total(samples, "radar_messages_consumed_total", topic="a") == 8
+    assert total(samples, "radar_messages_consumed_total", service="extractor", topic="b") == 4
+
+
+def test_peak_rss_of_this_process() -> None:
+    import os
+
+    assert 1 < peak_rss_mb(os.getpid()) < 100_000
