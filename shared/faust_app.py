@@ -7,8 +7,38 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from shared.settings import KafkaSettings, TopicSettings
+
+
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust hard-codes `fetch_max_wait_ms=1500`; a fetch that waits that long for more
+    records is most of an event's latency through the aggregator. Take it from settings."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # aiokafka reads this when it builds its fetcher at start(); no public setter.
+        consumer._fetch_max_wait_ms = getattr(self.app, "fetch_max_wait_ms", 1500)
+        return consumer
+
+
+class _Consumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class _Transport(faust_aiokafka.Transport):
+    Consumer = _Consumer
+
+
+class RadarApp(faust.App):
+    """faust.App whose Kafka consumer takes its fetch wait from settings."""
+
+    fetch_max_wait_ms: int = 1500
+
+    def _new_transport(self) -> Any:
+        return _Transport(self.conf.broker_consumer, self)
 
 
 def faust_options(kafka: KafkaSettings) -> dict[str, Any]:
@@ -49,7 +79,7 @@ def make_app(app_id: str, *, kafka: KafkaSettings, topics: TopicSettings, host: 
     if advertised_host is None:
         advertised_host = socket.gethostname() if host in ("0.0.0.0", "::") else host
     servers = ";".join(f"kafka://{s.strip()}" for s in kafka.bootstrap_servers.split(","))
-    return faust.App(
+    app = RadarApp(
         app_id,
         broker=servers,
         store="memory://",  # tables are rebuilt from their changelog topics on start
@@ -65,3 +95,5 @@ def make_app(app_id: str, *, kafka: KafkaSettings, topics: TopicSettings, host: 
         autodiscover=False,
         **faust_options(kafka) | extra,
     )
+    app.fetch_max_wait_ms = kafka.fetch_max_wait
+    return app

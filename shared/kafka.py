@@ -59,6 +59,7 @@ def consumer_options(kafka: KafkaSettings) -> dict[str, Any]:
         "session_timeout_ms": kafka.session_timeout,
         "heartbeat_interval_ms": kafka.heartbeat_interval,
         "request_timeout_ms": kafka.request_timeout_ms,
+        "fetch_max_wait_ms": kafka.fetch_max_wait,
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
         "isolation_level": "read_uncommitted",

@@ -43,6 +43,9 @@ class KafkaSettings(BaseSettings):
     heartbeat_interval_ms: int | None = Field(None, ge=100, description="Consumer heartbeat "
                                               "interval; default 1000 embedded, 3000 kafka.")
     request_timeout_ms: int = Field(30000, ge=1000, description="Kafka request timeout.")
+    fetch_max_wait_ms: int | None = Field(None, ge=10, description="Longest a consumer fetch "
+                                          "waits for data; default 100 embedded, 500 kafka "
+                                          "(bounds latency per hop).")
 
     @property
     def embedded(self) -> bool:
@@ -51,6 +54,10 @@ class KafkaSettings(BaseSettings):
     @property
     def session_timeout(self) -> int:
         return self.session_timeout_ms or (6000 if self.embedded else 45000)
+
+    @property
+    def fetch_max_wait(self) -> int:
+        return self.fetch_max_wait_ms or (100 if self.embedded else 500)
 
     @property
     def heartbeat_interval(self) -> int:
