@@ -36,7 +36,10 @@ prometheus: ## Install Debian's prometheus package (prometheus, promtool) if mis
 		$(SUDO) apt-get install -y -q --no-install-recommends prometheus; \
 	fi
 
-test: install prometheus ## Run the whole suite (unit, then integration on the embedded broker)
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts
+
+test: install prometheus node_modules/.package-lock.json ## Run the whole suite (unit, then integration on the embedded broker)
 	$(BIN)/ruff check .
 	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
 	$(BIN)/pytest tests/integration -q $(PYTEST_ARGS)

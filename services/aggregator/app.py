@@ -1,9 +1,12 @@
-"""The aggregator: a Faust app whose table holds the live alliance view.
+"""The aggregator: a Faust app whose tables hold the live alliance view.
 
-partnerships (keyed by alliance_id) -> `alliances` table (AllianceState JSON per key)
+partnerships (keyed by alliance_id) -> `alliances` table (AllianceState JSON per alliance id)
                                     -> alliances.changes.v1 when the stage changes
                                     -> alliances.state.v1 (full state after each change)
-The HTTP API answers from the table on the Faust web server.
+                                    -> <app id>-company-index (one CompanyLink per party,
+                                       keyed by company) -> `companies` table
+The HTTP API (`api.py`) answers from both tables on the Faust web server. This module is
+only the Kafka wiring; the rules are in `state.py` and `index.py`.
 """
 
 from __future__ import annotations
@@ -13,12 +16,20 @@ from typing import Any
 
 import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
-from faust.web import Request, Response, View
 
 from services.aggregator import metrics as agg_metrics
+from services.aggregator.index import (
+    CompanyIndex,
+    CompanyLink,
+    add_link,
+    index_changed,
+    index_topic_name,
+    links_for,
+)
+from services.aggregator.routing import partition_for
 from services.aggregator.state import Rules, apply
 from shared import metrics
-from shared.contracts import AllianceState, DeadLetter, PartnershipEvent, Stage
+from shared.contracts import AllianceState, DeadLetter, PartnershipEvent
 from shared.faust_app import make_app
 from shared.kafka import Rejected, decode
 from shared.settings import AggregatorSettings, kafka, load, topics
@@ -32,9 +43,10 @@ rules = Rules(history_limit=settings.history_limit,
               observation_limit=settings.observation_limit,
               episode_gap_days=settings.episode_gap_days)
 
+# Faust's own /graph (a debug PNG of its services) would shadow the alliance graph.
 app = make_app(settings.app_id, kafka=kafka(), topics=_topics, host=settings.host,
                port=settings.port, data_dir=settings.data_dir,
-               advertised_host=settings.advertised_host)
+               advertised_host=settings.advertised_host, web_graph_enabled=False)
 # Faust's sensor serves /metrics from the default registry, which also holds ours.
 setup_prometheus_sensors(app, pattern="/metrics", name_prefix="radar_faust")
 
@@ -48,9 +60,14 @@ partnerships_topic = _raw_topic(_topics.partnerships)
 changes_topic = _raw_topic(_topics.changes)
 state_topic = _raw_topic(_topics.state, compacting=True)
 dlq_topic = _raw_topic(_topics.dlq(_topics.partnerships))
+# Internal (created by Faust, named after the app id): the company index, keyed by company.
+index_topic = _raw_topic(index_topic_name(settings.app_id), internal=True,
+                         partitions=_topics.partitions)
 
-# bytes keys and values pass through Faust's codecs untouched: the value is AllianceState JSON.
+# bytes keys and values pass through Faust's codecs untouched: values are pydantic JSON.
 alliances = app.Table("alliances", key_type=bytes, value_type=bytes,
+                      partitions=_topics.partitions)
+companies = app.Table("companies", key_type=bytes, value_type=bytes,
                       partitions=_topics.partitions)
 
 
@@ -58,15 +75,40 @@ def load_state(raw: bytes | None) -> AllianceState | None:
     return AllianceState.model_validate_json(raw) if raw else None
 
 
+def load_index(raw: bytes | None) -> CompanyIndex | None:
+    return CompanyIndex.model_validate_json(raw) if raw else None
+
+
+def key_partition(key: bytes) -> int:
+    """The partition of `key` in every topic and table of this app (all co-partitioned)."""
+    return partition_for(key, _topics.partitions)
+
+
 async def _dead_letter(event: faust.EventT, rejected: Rejected) -> None:
     msg = event.message
     log.warning("dead-lettering %s[%s]@%s: %s", msg.topic, msg.partition, msg.offset,
                 rejected.error)
     metrics.PIPELINE.dlq.labels(SERVICE, msg.topic, rejected.reason).inc()
+    if not settings.publish:
+        return
     letter = DeadLetter(service=SERVICE, topic_name=msg.topic, partition=msg.partition,
                         offset=msg.offset, record_key=event.key, record_value=event.value,
                         reason=rejected.reason, error=rejected.error[:2000])
     await dlq_topic.send(key=letter.key(), value=letter.to_bytes())
+
+
+def _check_placement(event: faust.EventT, result: PartnershipEvent) -> Rejected | None:
+    """The record must sit where its key hashes to: the table shard and the query router
+    both assume it (a key written to another partition would be answered by a worker that
+    does not hold it)."""
+    key = result.key()
+    if event.key != key:
+        return Rejected("wrong_key", f"record key {event.key!r} is not the alliance id {key!r}")
+    expected = key_partition(key)
+    if event.message.partition != expected:
+        return Rejected("wrong_partition", f"alliance {key!r} belongs in partition "
+                        f"{expected}, not {event.message.partition}")
+    return None
 
 
 @app.agent(partnerships_topic)
@@ -77,12 +119,11 @@ async def aggregate(stream: faust.StreamT) -> None:
         if isinstance(result, Rejected):
             await _dead_letter(event, result)
             continue
-        key = result.key()
-        if event.key != key:
-            # Another key would put this alliance's state in a partition that does not own it.
-            await _dead_letter(event, Rejected("wrong_key", f"record key {event.key!r} is not "
-                                               f"the alliance id {key!r}"))
+        misplaced = _check_placement(event, result)
+        if misplaced is not None:
+            await _dead_letter(event, misplaced)
             continue
+        key = result.key()
         try:
             previous = load_state(alliances.get(key))
             new, change = apply(previous, result, rules)
@@ -93,92 +134,55 @@ async def aggregate(stream: faust.StreamT) -> None:
         if new is None:
             agg_metrics.DUPLICATES.inc()
             continue
+        # Everything goes out before the table write: a crash in between re-delivers the
+        # event and re-emits the same change_id (consumers dedup) and the same links (the
+        # index ignores them), never loses them.
         if change is not None:
-            # The change goes out before the table write: a crash in between re-delivers the
-            # event and re-emits the same change_id (consumers dedup), never loses it.
-            await changes_topic.send(key=key, value=change.to_bytes())
-            await state_topic.send(key=key, value=new.to_bytes())
+            if settings.publish:
+                await changes_topic.send(key=key, value=change.to_bytes())
+                await state_topic.send(key=key, value=new.to_bytes())
+                metrics.PIPELINE.produced.labels(SERVICE, _topics.changes).inc()
+                metrics.PIPELINE.produced.labels(SERVICE, _topics.state).inc()
             agg_metrics.record_change(change, previous, result.ingested_at)
-            metrics.PIPELINE.produced.labels(SERVICE, _topics.changes).inc()
-            metrics.PIPELINE.produced.labels(SERVICE, _topics.state).inc()
+        if index_changed(previous, new):
+            for link in links_for(new, source_offset=event.message.offset):
+                await index_topic.send(key=link.key(), value=link.to_bytes())
         alliances[key] = new.to_bytes()
 
 
+@app.agent(index_topic)
+async def index_companies(stream: faust.StreamT) -> None:
+    """Second stage of the repartition: the worker owning a company's partition updates it."""
+    async for event in stream.events():
+        link = decode(CompanyLink, event.value)
+        if isinstance(link, Rejected):  # internal topic: only our own records; never expected
+            log.error("unreadable company-index record at %s[%s]@%s: %s", event.message.topic,
+                      event.message.partition, event.message.offset, link.error)
+            continue
+        updated = add_link(load_index(companies.get(event.key)), link)
+        if updated is not None:
+            companies[event.key] = updated.to_bytes()
+
+
+def active_partitions(table: faust.Table) -> set[int]:
+    """Partitions of `table` this worker owns (standby copies excluded)."""
+    topic = table.changelog_topic.get_topic_name()
+    return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}
+
+
 def local_states() -> list[AllianceState]:
-    return [s for s in (load_state(v) for v in alliances.values()) if s is not None]
+    """The alliances of this worker's active partitions. The in-memory store also holds
+    standby copies and keys of partitions that moved away; those are other workers' to
+    answer."""
+    owned = active_partitions(alliances)
+    out = []
+    for key, raw in list(alliances.items()):
+        if raw and key_partition(key) in owned:
+            out.append(AllianceState.model_validate_json(raw))
+    return out
 
 
 @app.timer(interval=5.0)
 async def refresh_gauges() -> None:
-    agg_metrics.refresh(local_states())
-
-
-def summary(state: AllianceState) -> dict[str, Any]:
-    return state.model_dump(mode="json", exclude={"observations"})
-
-
-class QueryError(ValueError):
-    pass
-
-
-def parse_stage(value: str | None) -> Stage | None:
-    if value is None or value == "":
-        return None
-    try:
-        return Stage(value.lower())
-    except ValueError:
-        raise QueryError(f"unknown stage {value!r}; expected one of "
-                         f"{', '.join(s.value for s in Stage)}") from None
-
-
-def matches_company(state: AllianceState, company: str | None) -> bool:
-    if not company:
-        return True
-    needle = company.casefold()
-    return any(p.casefold() == needle for p in state.parties)
-
-
-@app.page("/alliances")
-class AlliancesView(View):
-    """GET /alliances?company=&stage= : the live view, filtered."""
-
-    async def get(self, request: Request) -> Response:
-        try:
-            stage = parse_stage(request.query.get("stage"))
-        except QueryError as exc:
-            return self.json({"error": str(exc)}, status=400)
-        company = request.query.get("company")
-        rows = [summary(s) for s in local_states()
-                if (stage is None or s.stage == stage) and matches_company(s, company)]
-        rows.sort(key=lambda r: (r["last_changed"], r["alliance_id"]), reverse=True)
-        return self.json({"count": len(rows), "alliances": rows})
-
-
-@app.page("/alliances/{alliance_id}")
-class AllianceView(View):
-    """GET /alliances/{alliance_id}: one alliance, answered by the worker that owns it."""
-
-    @app.table_route(table=alliances, match_info="alliance_id")
-    async def get(self, request: Request, alliance_id: str) -> Response:
-        state = load_state(alliances.get(alliance_id.encode()))
-        if state is None:
-            return self.json({"error": f"no alliance with id {alliance_id!r}"}, status=404)
-        return self.json(summary(state))
-
-
-def readiness() -> tuple[bool, dict[str, object]]:
-    consumer = app.consumer if app.producer is not None else None
-    assigned = len(consumer.assignment()) if consumer is not None else 0
-    recovered = app.tables.recovery.completed.is_set()
-    ready = bool(app.started and assigned and recovered and not app.rebalancing)
-    return ready, {"assigned_partitions": assigned, "recovered": recovered,
-                   "alliances": len(alliances)}
-
-
-@app.page("/health")
-class HealthView(View):
-    async def get(self, request: Request) -> Response:
-        ready, detail = readiness()
-        metrics.PIPELINE.up.labels(SERVICE).set(1 if ready else 0)
-        return self.json({"service": SERVICE, "status": "ready" if ready else "starting"}
-                         | detail, status=200 if ready else 503)
+    if not app.rebalancing:
+        agg_metrics.refresh(local_states())

@@ -7,6 +7,7 @@ from collections import Counter as Tally
 from prometheus_client import Counter, Gauge, Histogram
 
 from shared.contracts import AllianceChange, AllianceState, Stage, utcnow
+from shared.metrics import set_top_companies
 
 CHANGES = Counter("radar_alliance_changes_total", "Alliance changes emitted, by transition.",
                   ["from_stage", "to_stage"])
@@ -28,7 +29,10 @@ def record_change(change: AllianceChange, previous: AllianceState | None,
 
 
 def refresh(states: list[AllianceState]) -> None:
+    """Gauges of this worker's share of the view (its active partitions)."""
     by_stage = Tally(s.stage for s in states)
     for stage in Stage:
         ALLIANCES.labels(stage.value).set(by_stage.get(stage, 0))
-    COMPANIES.set(len({p for s in states for p in s.parties}))
+    per_company = Tally(p for s in states for p in s.parties)
+    COMPANIES.set(len(per_company))
+    set_top_companies(per_company)

@@ -17,7 +17,7 @@ def main() -> None:
                                            t.dlq(t.partnerships)], compacted=[t.state]))
     import faust
 
-    from services.aggregator.app import app
+    from services.aggregator.api import app  # the API module registers its pages on the app
 
     worker = faust.Worker(app, loglevel=logs.level(), override_logging=False)
     worker.execute_from_commandline()

@@ -119,13 +119,15 @@ def apply(state: AllianceState | None, event: PartnershipEvent,
           rules: Rules = Rules()) -> tuple[AllianceState | None, AllianceChange | None]:
     """Add one event to an alliance. Returns (new state or None if unchanged, change or None).
 
-    A change is returned exactly when the alliance is new or its stage differs.
+    A change is returned exactly when the alliance is new or its stage differs. A late,
+    older report can renumber episodes without moving the current stage (a 2007 `failed`
+    under a 2024 `talks`): that enriches history but is not a change.
     """
     if state is not None and any(o.event_id == event.event_id for o in state.observations):
         return None, None
     observations = [*(state.observations if state else []), observation_of(event)]
     new = derive(event.alliance_id, event.parties, observations, rules)
-    if state is not None and (new.stage, new.episode) == (state.stage, state.episode):
+    if state is not None and new.stage == state.stage:
         return new, None
     cause = new.history[-1]
     change = AllianceChange(

@@ -19,6 +19,7 @@ from rich.console import Console
 from services.cli.feeds import feeds_app
 from services.cli.feeds import ingest as ingest_command
 from services.cli.feeds import ingestor as ingestor_command
+from services.cli.replay import replay as replay_command
 from shared.contracts import Stage
 
 app = typer.Typer(help="Alliance Radar: partnerships between companies, live from the news.",
@@ -204,6 +205,9 @@ def evaluate(
 
 
 # ---------------------------------------------------------------- looking at the view
+
+app.command(name="replay")(replay_command)
+
 
 
 @app.command()

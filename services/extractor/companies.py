@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 
+from cleanco import basename as cleanco_basename
+
 LEGAL_SUFFIXES = (
     "co", "corp", "corporation", "company", "inc", "incorporated", "ltd", "limited", "llc",
     "lp", "llp", "sa", "ag", "plc", "nv", "bv", "spa", "gmbh", "kgaa", "se", "ab", "asa",
@@ -23,6 +25,10 @@ LEGAL_SUFFIXES = (
 GENERIC_WORDS = frozenset(LEGAL_SUFFIXES) | {"industries", "international", "enterprises",
                                              "systems", "technologies", "company",
                                              "the", "and", "of"}
+#: Trailing words that do not change which company a name means ("Fujitsu America").
+GENERIC_TRAILING = GENERIC_WORDS | {"motor", "motors", "electric", "electronics", "industrial",
+                                    "manufacturing", "usa", "america", "americas", "europe",
+                                    "japan", "uk", "corporation", "worldwide", "global"}
 _SUFFIX_RE = re.compile(r"(?:[\s,]+(?:" + "|".join(LEGAL_SUFFIXES) + r")\.?)+$", re.I)
 _TICKER_RE = re.compile(r"\s*<[^<>]{1,12}>\s*$")  # "Chrysler Corp <C>"
 _BRACKETS_RE = re.compile(r"^<(.+)>$")  # "<Automobili Lamborghini SpA>"
@@ -44,8 +50,20 @@ def clean_mention(text: str) -> str:
     name = _POSSESSIVE_RE.sub("", name).strip()
     name = re.sub(r"^(?:the|The)\s+", "", name)
     name = re.sub(r"^[A-Z][\w.]*-based\s+", "", name)  # "Paris-based Alsthom"
-    stripped = _SUFFIX_RE.sub("", name).strip(" ,.")
+    stripped = _legal_basename(name)
+    stripped = _SUFFIX_RE.sub("", stripped).strip(" ,.")
     return stripped or name
+
+
+def _legal_basename(name: str) -> str:
+    """Drop legal forms of any country ("Co Ltd", "Pty Ltd", "Oyj", "S.p.A.") with cleanco,
+    repeatedly, since it strips one at a time."""
+    for _ in range(4):
+        shorter = cleanco_basename(name).strip(" ,.")
+        if not shorter or shorter == name:
+            break
+        name = shorter
+    return name
 
 
 def name_key(text: str) -> str:
@@ -98,9 +116,12 @@ class CompanyRegistry:
             return None
         if key in self.canonical:
             return self.canonical[key]
-        # "Nissan Motor Co Ltd" -> drop trailing words until a registry hit ("Nissan").
+        # "Nissan Motor Manufacturing" -> drop generic trailing words until a registry hit
+        # ("Nissan"); "Sumitomo Bakelite" stays itself.
         words = key.split()
         for n in range(len(words) - 1, 0, -1):
+            if words[n] not in GENERIC_TRAILING:
+                break
             hit = self.canonical.get(" ".join(words[:n]))
             if hit:
                 return hit

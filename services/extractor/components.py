@@ -523,13 +523,25 @@ class RelationFinder:
         # Three or more parties only when the text groups them: "a three-way alliance",
         # "X, Y and Z formed ...", "X's venture with Y and Z".
         if len(names) > 2 and not (self.lex.multi_party.search(text)
-                                   or coordinated(doc, linked_mentions) >= len(names) - 1):
+                                   or coordinated(doc, linked_mentions) >= len(names)
+                                   or self._possessor_plus_group(doc, linked_mentions,
+                                                                 anchors, len(names))):
             names = names[:2]
         known = sum(m.known for m in linked_mentions if m.name in names)
         out.append(Relation(tuple(sorted(names)), sent, cue.group(0), known=known,
                             via_reference=any(m.reference for m in linked_mentions
                                               if m.name in names)))
         return out
+
+    @staticmethod
+    def _possessor_plus_group(doc: Doc, mentions: list[Mention], anchors: list[Token],
+                              n: int) -> bool:
+        """"Sprint said Global One, its venture with Deutsche Telekom and France Telecom":
+        a coordinated group plus one party tied directly to the cue (its possessor)."""
+        if coordinated(doc, mentions) < n - 1:
+            return False
+        return any(m.root is not None and any(linked(doc[m.root], a, max_hops=1)
+                                              for a in anchors) for m in mentions)
 
     @staticmethod
     def _appositive_name(doc: Doc, mention: Mention, mentions: list[Mention]) -> bool:

@@ -31,6 +31,21 @@ def view(stack: Stack) -> list[dict]:
                   key=lambda r: r["alliance_id"])
 
 
+def details(stack: Stack, rows: list[dict]) -> dict[str, dict] | None:
+    """Every alliance's history and every party's company view, once the index has them."""
+    api = stack.services["aggregator"].base_url
+    out = {}
+    for row in rows:
+        history = httpx.get(f"{api}/alliances/{row['alliance_id']}/history", timeout=10)
+        out[row["alliance_id"]] = history.json()
+        for party in row["parties"]:
+            company = httpx.get(f"{api}/companies/{party}", timeout=10)
+            if company.status_code != 200 or "talks" not in company.json()["partners_by_stage"]:
+                return None
+            out[party] = company.json()
+    return out
+
+
 def strip_clock(rows: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "updated_at"} for r in rows]
 
@@ -55,6 +70,9 @@ async def test_aggregator_sigkill_restart_restores_view_without_duplicate_change
             lambda: (rows := view(stack)) and len(rows) == N
             and all(r["stage"] == "talks" for r in rows) and rows, 60, message="view"))
 
+        details_before = wait_until(lambda: details(stack, before), 30,
+                                    message="company index and histories")
+
         aggregator = stack.services["aggregator"]
         aggregator.kill()  # SIGKILL: no clean shutdown, no final commit
         aggregator.start()
@@ -62,6 +80,8 @@ async def test_aggregator_sigkill_restart_restores_view_without_duplicate_change
         after = strip_clock(wait_until(lambda: len(view(stack)) == N and view(stack), 60,
                                        message="restored view"))
         assert after == before
+        # Both tables come back from their changelogs: histories and the company index.
+        assert details(stack, before) == details_before
 
         # A sentinel processed after the restart proves redeliveries were handled first.
         sentinel = {"id": "it-rec-sentinel", "published_at": "2024-02-03T00:00:00Z",

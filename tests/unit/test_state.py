@@ -129,3 +129,59 @@ def test_any_arrival_order_gives_the_same_final_state(events, data):
     first, _ = fold(events)
     second, _ = fold(with_duplicates)
     assert comparable(first) == comparable(second)
+
+
+def test_state_is_complete_union_of_its_reports():
+    a1 = ev("a1", "rumored", 0).model_copy(update={"areas": ["batteries"], "source": "Wire A",
+                                                   "confidence": 0.4})
+    a2 = ev("a2", "talks", 10).model_copy(update={"areas": ["software", "batteries"],
+                                                  "source": "Wire B", "confidence": 0.6})
+    a3 = ev("a3", "talks", 12).model_copy(update={"source": "Wire A", "confidence": 0.9})
+    state, _ = fold([a2, a3, a1])
+    assert state.parties == PAIR and state.alliance_id == "honda+nissan"
+    assert state.areas == ["batteries", "software"]
+    assert state.sources == ["Wire A", "Wire B"]
+    assert state.first_seen == a1.published_at and state.last_changed == a2.published_at
+    assert state.confidence == 0.9  # best support of the current stage, not of the rumour
+    assert state.article_count == 3
+    assert [(t.stage, t.article_id, t.evidence[0].sentence) for t in state.history] == [
+        ("rumored", "a1", "a1 says rumored"), ("talks", "a2", "a2 says talks")]
+
+
+def test_revivals_after_ended_or_failed_open_new_episodes_at_any_open_stage():
+    state, changes = fold([ev("a1", "active", 0), ev("a2", "ended", 30),
+                           ev("a3", "agreed", 60), ev("a4", "failed", 90),
+                           ev("a5", "rumored", 120)])
+    assert (state.stage, state.episode) == (Stage.RUMORED, 3)
+    assert [(c.previous_stage, c.stage, c.episode) for c in changes] == [
+        (None, "active", 1), ("active", "ended", 1), ("ended", "agreed", 2),
+        ("agreed", "failed", 2), ("failed", "rumored", 3)]
+
+
+def test_old_closing_news_arriving_late_enriches_history_but_is_no_change():
+    # 2024 talks known; a 2007 "failed" arrives afterwards: the 2024 stage stands, no
+    # change is emitted, and the history now shows the old episode before it.
+    old = ev("old", "failed", -17 * 365)
+    state, changes = fold([ev("new", "talks", 0), old])
+    assert state.stage is Stage.TALKS and len(changes) == 1
+    assert [(t.stage, t.episode) for t in state.history] == [("failed", 1), ("talks", 2)]
+    assert state.first_seen == old.published_at
+
+
+@settings(max_examples=150, deadline=None)
+@given(events=event_lists, data=st.data())
+def test_a_change_is_emitted_exactly_when_the_stage_changes(events, data):
+    arrival = data.draw(st.permutations(events))
+    arrival += data.draw(st.lists(st.sampled_from(events), max_size=2))
+    state = None
+    for e in arrival:
+        new, change = apply(state, e)
+        before = state.stage if state else None
+        after = (new or state).stage
+        if after != before:
+            assert change is not None
+            assert (change.previous_stage, change.stage) == (before, after)
+            assert change.event_id in {t.event_id for t in new.history}
+        else:
+            assert change is None
+        state = new or state

@@ -1,0 +1,146 @@
+"""The OpenAPI 3.1 document of the query API, built from the response models in `queries.py`.
+
+Hand-assembled paths, generated schemas: the views send exactly these models, so the
+document cannot drift from the answers (a test validates both the document and live answers).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from services.aggregator.queries import (
+    AllianceHistory,
+    AllianceList,
+    AllianceSummary,
+    CompanyView,
+    ErrorBody,
+    Graph,
+    Health,
+)
+from shared.contracts import Stage
+
+_MODELS: tuple[type[BaseModel], ...] = (AllianceList, AllianceSummary, AllianceHistory,
+                                        CompanyView, Graph, Health, ErrorBody)
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _json(model: type[BaseModel], description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": _ref(model)}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    meaning = {
+        400: "A bad parameter; the message says which and why.",
+        404: "Unknown id or company; the message names it.",
+        503: "Starting or rebalancing: no complete answer yet; retry.",
+    }
+    return {str(code): _json(ErrorBody, meaning[code]) for code in codes}
+
+
+def _query(name: str, description: str, schema: dict[str, Any],
+           example: str | None = None) -> dict[str, Any]:
+    param = {"name": name, "in": "query", "required": False, "description": description,
+             "schema": schema}
+    if example is not None:
+        param["example"] = example
+    return param
+
+
+def _path(name: str, description: str, example: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "description": description,
+            "schema": {"type": "string"}, "example": example}
+
+
+FILTERS = [
+    _query("company", "Only alliances with this company (canonical name or its slug, any "
+           "case).", {"type": "string"}, "Nissan"),
+    _query("stage", "Only alliances at this stage.",
+           {"type": "string", "enum": [s.value for s in Stage]}, "talks"),
+    _query("since", "Only alliances whose current stage was set at or after this ISO date "
+           "(midnight UTC) or date-time.", {"type": "string"}, "2024-03-01"),
+]
+SCOPE = _query("scope", "`all` (default): the whole view, gathered from every worker. "
+               "`local`: only the answering worker's partitions (what workers ask each "
+               "other).", {"type": "string", "enum": ["all", "local"], "default": "all"})
+ALLIANCE_ID = _path("alliance_id", "Alliance id: the party slugs, sorted, joined by '+'.",
+                    "honda+nissan")
+ROUTED = ("Answered by the worker owning the key's partition (forwarded if needed; the "
+          "`X-Radar-Worker` header names it).")
+
+
+def _get(summary: str, description: str, parameters: list[dict[str, Any]],
+         responses: dict[str, Any], tag: str) -> dict[str, Any]:
+    return {"get": {"summary": summary, "description": description, "tags": [tag],
+                    "parameters": parameters, "responses": responses}}
+
+
+def _version() -> str:
+    try:
+        return version("alliance-radar")
+    except PackageNotFoundError:  # a source tree run without installing
+        return "0.0.0"
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    """The whole document (cached: it depends only on the code)."""
+    _, defs = models_json_schema([(m, "serialization") for m in _MODELS],
+                                 ref_template="#/components/schemas/{model}")
+    paths = {
+        "/alliances": _get(
+            "List alliances", "The live alliance view, most recently changed first, "
+            "gathered from every aggregator worker.", [*FILTERS, SCOPE],
+            {"200": _json(AllianceList, "Matching alliances."), **_errors(400, 503)},
+            "alliances"),
+        "/alliances/{alliance_id}": _get(
+            "One alliance", f"The alliance's state without observations. {ROUTED}",
+            [ALLIANCE_ID], {"200": _json(AllianceSummary, "The alliance."),
+                            **_errors(400, 404, 503)}, "alliances"),
+        "/alliances/{alliance_id}/history": _get(
+            "Stage history of one alliance", "Every stage transition with its article and "
+            f"evidence, and the supporting events. {ROUTED}", [ALLIANCE_ID],
+            {"200": _json(AllianceHistory, "The history."), **_errors(400, 404, 503)},
+            "alliances"),
+        "/companies/{name}": _get(
+            "A company's partners by stage", f"From the company index. {ROUTED}",
+            [_path("name", "Canonical company name or its slug, any case.", "Nissan")],
+            {"200": _json(CompanyView, "The company's alliances."),
+             **_errors(400, 404, 503)}, "companies"),
+        "/graph": _get(
+            "Alliance graph", "Companies as nodes, alliances as edges (n parties give "
+            "n(n-1)/2 edges), for visualisation; same filters as /alliances.", FILTERS,
+            {"200": _json(Graph, "Nodes and edges."), **_errors(400, 503)}, "alliances"),
+        "/health": _get(
+            "Readiness", "200 when this worker is assigned, restored and not rebalancing.",
+            [], {"200": _json(Health, "Ready."), "503": _json(Health, "Not ready yet.")},
+            "operations"),
+        "/metrics": _get(
+            "Prometheus metrics", "Radar and Faust metrics in the Prometheus text format.",
+            [], {"200": {"description": "Metrics.",
+                         "content": {"text/plain": {"schema": {"type": "string"}}}}},
+            "operations"),
+        "/openapi.json": _get(
+            "This document", "The OpenAPI document of this API.", [],
+            {"200": {"description": "OpenAPI 3.1 document.",
+                     "content": {"application/json": {"schema": {"type": "object"}}}}},
+            "operations"),
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Alliance Radar query API", "version": _version(),
+                 "description": "The live alliance view held by the aggregator's Faust "
+                 "tables. Any worker answers any query. Errors are JSON objects with an "
+                 "`error` message."},
+        "tags": [{"name": "alliances"}, {"name": "companies"}, {"name": "operations"}],
+        "paths": paths,
+        "components": {"schemas": defs["$defs"]},
+    }

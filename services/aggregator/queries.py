@@ -1,0 +1,287 @@
+"""What the query API answers, as pure functions over alliance states and the company index.
+
+The response models here are also the source of the OpenAPI document (`openapi.py`), so the
+document describes exactly what the views send. Parsing query parameters lives here too:
+a bad value raises `QueryError`, which the views answer with 400 and its message.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model
+
+from services.aggregator.index import CompanyIndex, company_key, partners_by_stage
+from shared.contracts import AllianceState, Observation, Stage, StageTransition
+
+
+class QueryError(ValueError):
+    """A bad query parameter; the API answers 400 with this message."""
+
+
+class Scope:
+    """`scope` of list endpoints: the whole view, or only the answering worker's shards."""
+
+    ALL = "all"
+    LOCAL = "local"
+
+
+LIST_PARAMS = ("company", "stage", "since", "scope")
+
+
+# ------------------------------------------------------------------ response models
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+AllianceSummary: type[BaseModel] = create_model(
+    "AllianceSummary",
+    __base__=_Response,
+    __doc__="One alliance as listed by the API: its `AllianceState` without the supporting "
+            "observations (see /alliances/{id}/history for those).",
+    **{name: (field.annotation, field) for name, field in AllianceState.model_fields.items()
+       if name != "observations"},
+)
+
+
+class AllianceList(_Response):
+    """Alliances matching the filters, most recently changed first."""
+
+    count: int = Field(description="Number of alliances returned.")
+    partitions: list[int] = Field(description="Partitions of the view this answer covers: "
+                                  "all of them, or the answering worker's with scope=local.")
+    alliances: list[AllianceSummary] = Field(  # type: ignore[valid-type]
+        description="The alliances.")
+
+
+class AllianceHistory(_Response):
+    """Every stage transition of one alliance with its evidence, and the supporting events."""
+
+    alliance_id: str
+    parties: list[str]
+    stage: Stage = Field(description="Current stage.")
+    episode: int = Field(description="Current episode.")
+    history: list[StageTransition] = Field(description="Stage transitions, oldest first, each "
+                                           "with the article and evidence that caused it.")
+    observations: list[Observation] = Field(description="Every supporting partnership event "
+                                            "kept, by publication time.")
+
+
+class CompanyAlliance(_Response):
+    """One alliance of a company."""
+
+    alliance_id: str
+    partners: list[str] = Field(description="The other parties.")
+    stage: Stage
+    episode: int
+    last_changed: AwareDatetime
+
+
+class CompanyView(_Response):
+    """A company's partners, grouped by the stage of the alliance they share."""
+
+    company: str = Field(description="Canonical company name.")
+    key: str = Field(description="Slug the index is keyed by.")
+    alliance_count: int
+    partners_by_stage: dict[Stage, list[str]] = Field(description="Stage -> partner names; "
+                                                      "only stages with partners appear.")
+    alliances: list[CompanyAlliance]
+
+
+class GraphNode(_Response):
+    """A company."""
+
+    id: str = Field(description="Company slug, referenced by edges.")
+    label: str = Field(description="Canonical company name.")
+    alliance_count: int
+    stages: dict[Stage, int] = Field(description="Number of its alliances per stage.")
+
+
+class GraphEdge(_Response):
+    """Two companies in one alliance (an alliance of n parties gives n(n-1)/2 edges)."""
+
+    source: str = Field(description="Node id.")
+    target: str = Field(description="Node id.")
+    alliance_id: str
+    stage: Stage
+    episode: int
+    confidence: float
+    last_changed: AwareDatetime
+
+
+class Graph(_Response):
+    """Companies as nodes and alliances as edges, for visualisation."""
+
+    nodes: list[GraphNode]
+    edges: list[GraphEdge]
+
+
+class Health(_Response):
+    """Readiness of one worker (200 ready, 503 starting or rebalancing)."""
+
+    service: str
+    status: str = Field(description="ready or starting.")
+    worker: str = Field(description="URL of this worker.")
+    assigned_partitions: int = Field(description="Topic partitions assigned to this worker "
+                                     "(every topic it consumes).")
+    recovered: bool = Field(description="Tables restored from their changelogs.")
+    partitions: list[int] = Field(description="Partitions of the alliance table this worker "
+                                  "owns.")
+    alliances: int = Field(description="Alliances in those partitions.")
+    workers: list[str] = Field(description="URLs of every worker owning a partition.")
+
+
+class ErrorBody(_Response):
+    """What went wrong (4xx: the request; 503: the cluster is starting or rebalancing)."""
+
+    error: str
+
+
+# ------------------------------------------------------------------ parameters
+
+
+def parse_stage(value: str | None) -> Stage | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        return Stage(value.strip().lower())
+    except ValueError:
+        raise QueryError(f"unknown stage {value!r}; expected one of "
+                         f"{', '.join(s.value for s in Stage)}") from None
+
+
+def parse_since(value: str | None) -> datetime | None:
+    """An ISO date (midnight UTC) or date-time; a time without zone is taken as UTC."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            return datetime.combine(date.fromisoformat(text), time(), tzinfo=UTC)
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise QueryError(f"since must be an ISO date like 2024-03-01 or a date-time like "
+                         f"2024-03-01T08:00:00Z, got {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def parse_company(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        return company_key(value)
+    except ValueError as exc:
+        raise QueryError(f"company: {exc}") from None
+
+
+def parse_scope(value: str | None) -> str:
+    if value in (None, "", Scope.ALL):
+        return Scope.ALL
+    if value == Scope.LOCAL:
+        return Scope.LOCAL
+    raise QueryError(f"scope must be {Scope.ALL!r} or {Scope.LOCAL!r}, got {value!r}")
+
+
+def reject_unknown(query: Mapping[str, str], allowed: Iterable[str]) -> None:
+    """A misspelt filter (`?stgae=talks`) must not silently return everything."""
+    allowed = tuple(allowed)
+    unknown = sorted(set(query) - set(allowed))
+    if unknown:
+        raise QueryError(f"unknown query parameter(s) {', '.join(unknown)}; allowed: "
+                         f"{', '.join(allowed) or 'none'}")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Filters of /alliances and /graph. `company` is kept as its slug."""
+
+    company: str | None = None
+    stage: Stage | None = None
+    since: datetime | None = None
+
+    @classmethod
+    def from_query(cls, query: Mapping[str, str]) -> Filters:
+        reject_unknown(query, LIST_PARAMS)
+        return cls(company=parse_company(query.get("company")),
+                   stage=parse_stage(query.get("stage")),
+                   since=parse_since(query.get("since")))
+
+    def matches(self, state: Any) -> bool:
+        """For an AllianceState or AllianceSummary: involves the company, is at the stage,
+        and changed stage at or after `since`."""
+        if self.stage is not None and state.stage != self.stage:
+            return False
+        if self.since is not None and state.last_changed < self.since:
+            return False
+        return self.company is None or any(company_key(p) == self.company
+                                           for p in state.parties)
+
+    def params(self) -> dict[str, str]:
+        """The same filters as query parameters (to ask other workers)."""
+        out: dict[str, str] = {}
+        if self.company:
+            out["company"] = self.company
+        if self.stage:
+            out["stage"] = self.stage.value
+        if self.since:
+            out["since"] = self.since.isoformat()
+        return out
+
+
+# ------------------------------------------------------------------ answers
+
+
+def summarize(state: AllianceState) -> BaseModel:
+    return AllianceSummary.model_validate(state.model_dump(exclude={"observations"}))
+
+
+def alliance_list(rows: Iterable[BaseModel], partitions: Iterable[int]) -> AllianceList:
+    ordered = sorted(rows, key=lambda r: (r.last_changed, r.alliance_id), reverse=True)
+    return AllianceList(count=len(ordered), partitions=sorted(partitions), alliances=ordered)
+
+
+def history_of(state: AllianceState) -> AllianceHistory:
+    return AllianceHistory(alliance_id=state.alliance_id, parties=state.parties,
+                           stage=state.stage, episode=state.episode, history=state.history,
+                           observations=state.observations)
+
+
+def company_view(index: CompanyIndex) -> CompanyView:
+    return CompanyView(
+        company=index.company, key=index.key, alliance_count=len(index.alliances),
+        partners_by_stage=partners_by_stage(index),
+        alliances=[CompanyAlliance(alliance_id=link.alliance_id, partners=link.partners,
+                                   stage=link.stage, episode=link.episode,
+                                   last_changed=link.last_changed)
+                   for link in index.alliances])
+
+
+def build_graph(rows: Iterable[Any]) -> Graph:
+    """Nodes and edges from alliance summaries (or states), deterministic order."""
+    labels: dict[str, str] = {}
+    stages: dict[str, Counter[Stage]] = {}
+    edges: list[GraphEdge] = []
+    for row in sorted(rows, key=lambda r: r.alliance_id):
+        ids = []
+        for party in row.parties:
+            node = company_key(party)
+            labels.setdefault(node, party)
+            stages.setdefault(node, Counter())[row.stage] += 1
+            ids.append(node)
+        ids.sort()
+        for i, source in enumerate(ids):
+            for target in ids[i + 1:]:
+                edges.append(GraphEdge(source=source, target=target,
+                                       alliance_id=row.alliance_id, stage=row.stage,
+                                       episode=row.episode, confidence=row.confidence,
+                                       last_changed=row.last_changed))
+    nodes = [GraphNode(id=node, label=labels[node], alliance_count=sum(stages[node].values()),
+                       stages={s: stages[node][s] for s in Stage if stages[node][s]})
+             for node in sorted(labels)]
+    return Graph(nodes=nodes, edges=edges)
