@@ -40,12 +40,12 @@ _DOTTED_RE = re.compile(r"\b(?:[A-Za-z]\.){2,}")
 def clean_mention(text: str) -> str:
     """Strip wire-copy decorations, possessives, a leading 'the' and legal suffixes."""
     name = _SPACE_RE.sub(" ", text).strip(" \t\n,;:.\"'()")
-    name = re.sub(r"^[A-Z0-9.]{1,10}>\s*", "", name)  # "TEX> Continental": a ticker tail
-    name = re.sub(r"\s+(?:and|&)$", "", name).strip("<> ")
     bracket = _BRACKETS_RE.match(name)
     if bracket:
         name = bracket.group(1)
     name = _TICKER_RE.sub("", name)
+    name = re.sub(r"^[A-Z0-9.]{1,10}>\s*", "", name)  # "TEX> Continental": a ticker tail
+    name = re.sub(r"\s+(?:and|&)$", "", name).strip("<> ")
     name = _DOTTED_RE.sub(lambda m: m.group(0).replace(".", ""), name)  # "A.G." -> "AG"
     name = _POSSESSIVE_RE.sub("", name).strip()
     name = re.sub(r"^(?:the|The)\s+", "", name)
