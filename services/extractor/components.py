@@ -38,6 +38,7 @@ DESIGNATORS = (
     "Telecom", "Communications", "Media", "Entertainment", "Aerospace", "Shipping",
     "Batteries", "Solar", "Robotics", "Analytics", "Insurance", "Resources", "Bancorp",
     "Enterprises", "Instruments", "Computer", "Computers", "Engineering", "Corp.", "Co.",
+    "Creamery", "Dairy", "Dairies", "Brewery", "Breweries", "Bakery", "Mills", "Works",
     "Inc.", "Ltd.",
 )
 _DESIGNATOR_RE = "|".join(sorted(map(re.escape, DESIGNATORS), key=len, reverse=True))
@@ -266,7 +267,7 @@ VENTURE_VERBS = {"own", "owns", "owned", "run", "runs", "operate", "operates", "
 #: cooperation itself; their members are the parties.
 GROUPING_NAME = re.compile(
     r"\b(?:Alliance|Consortium|Venture|Ventures|JV|Partnership|Program|Programme|Project|"
-    r"Center|Centre|Initiative)$")
+    r"Center|Centre|Initiative|System)$")
 
 
 def masked_text(sent: Span) -> str:
@@ -280,7 +281,8 @@ def masked_text(sent: Span) -> str:
 
 
 _BETWEEN_COORDINATED = re.compile(
-    r"^(?:\s|,|\.|Inc|Corp|Co|Ltd|Plc|PLC|SA|AG|ASA|NV|SpA|GmbH|SE|AB|LLC)*(?:,|and|&)\s*$")
+    r"^(?:\s|,|\.|Inc|Corp|Co|Ltd|Plc|PLC|SA|AG|ASA|NV|SpA|GmbH|SE|AB|LLC)*(?:,|and|&)\s*"
+    r"(?:[A-Z][\w.-]*(?:'s|’s)\s+)?$")
 
 
 def coordinated(doc: Doc, mentions: list[Mention]) -> int:
@@ -326,10 +328,23 @@ def one_per_group(names: list[str]) -> list[str]:
     return out
 
 
+def _distances(token: Token) -> list[tuple[Token, int]]:
+    """The token and its ancestors with their distance; a step out of a coordination
+    ("A, B, C and D": D is conj of C ...) is free, so every member is as close as the first."""
+    out = [(token, 0)]
+    hops = 0
+    current = token
+    while current.head.i != current.i:
+        hops += 0 if current.dep_ == "conj" else 1
+        current = current.head
+        out.append((current, hops))
+    return out
+
+
 def linked(token: Token, anchor: Token, max_hops: int = 5) -> bool:
     """Is `token` syntactically close to `anchor` (through their lowest common ancestor)?"""
-    ancestors = {t.i: n for n, t in enumerate([anchor, *anchor.ancestors])}
-    for n, t in enumerate([token, *token.ancestors]):
+    ancestors = {t.i: n for t, n in _distances(anchor)}
+    for t, n in _distances(token):
         if t.i in ancestors:
             return n + ancestors[t.i] <= max_hops and ancestors[t.i] <= 3
     return False
@@ -513,7 +528,8 @@ class RelationFinder:
             return out
         candidates = [m for m in mentions if m.root is not None
                       and not self._is_the_venture(doc, m, anchors)
-                      and not GROUPING_NAME.search(m.name)
+                      and not (GROUPING_NAME.search(m.name)
+                               and not self.registry.is_known(m.name))
                       and not self._appositive_name(doc, m, mentions)]
         linked_mentions = [m for m in candidates if any(linked(doc[m.root], a)
                                                         for a in anchors)]
