@@ -42,7 +42,8 @@ DESIGNATORS = (
     "Inc.", "Ltd.",
 )
 _DESIGNATOR_RE = "|".join(sorted(map(re.escape, DESIGNATORS), key=len, reverse=True))
-_NAME_WORD = r"(?:[A-Z][A-Za-z0-9&'.-]*|[A-Z]{2,})"
+# A name word; a "." only inside it ("U.S."), never the sentence's full stop.
+_NAME_WORD = r"(?:[A-Z](?:[A-Za-z0-9&'-]|\.(?=\S))*|[A-Z]{2,})"
 COMPANY_RE = re.compile(
     rf"(?<![\w])((?:{_NAME_WORD} ){{1,3}}(?:{_DESIGNATOR_RE})\.?)(?![\w])"
     r"|<([A-Z][^<>]{1,60})>"  # <Automobili Lamborghini SpA>
