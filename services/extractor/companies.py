@@ -45,7 +45,7 @@ def clean_mention(text: str) -> str:
         name = bracket.group(1)
     name = _TICKER_RE.sub("", name)
     name = re.sub(r"^[A-Z0-9.]{1,10}>\s*", "", name)  # "TEX> Continental": a ticker tail
-    name = re.sub(r"\s+(?:and|&)$", "", name).strip("<> ")
+    name = re.sub(r"\s+(?:and|&|of|in|at|for)$", "", name).strip("<> ")
     name = _DOTTED_RE.sub(lambda m: m.group(0).replace(".", ""), name)  # "A.G." -> "AG"
     name = _POSSESSIVE_RE.sub("", name).strip()
     name = re.sub(r"^(?:the|The)\s+", "", name)

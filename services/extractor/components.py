@@ -528,6 +528,7 @@ class RelationFinder:
         if cue is None:  # the only cue was part of a company name
             return out
         candidates = [m for m in mentions if m.root is not None
+                      and not self._named_after_parties(m, mentions)
                       and not self._is_the_venture(doc, m, anchors)
                       and not (GROUPING_NAME.search(m.name)
                                and not self.registry.is_known(m.name))
@@ -549,6 +550,16 @@ class RelationFinder:
                             via_reference=any(m.reference for m in linked_mentions
                                               if m.name in names)))
         return out
+
+    @staticmethod
+    def _named_after_parties(mention: Mention, mentions: list[Mention]) -> bool:
+        """"USS-POSCO Industries", "TI-Acer": a venture named after its parents."""
+        parts = re.split(r"[-/]", mention.name.split(" ")[0].lower())
+        if len(parts) < 2:
+            return False
+        others = {w.lower() for m in mentions if m.name != mention.name
+                  for w in m.name.split()}
+        return any(p in others for p in parts)
 
     @staticmethod
     def _possessor_plus_group(doc: Doc, mentions: list[Mention], anchors: list[Token],
