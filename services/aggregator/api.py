@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import aiohttp
 import faust
@@ -52,6 +53,7 @@ from services.aggregator.queries import (
 )
 from services.aggregator.routing import missing_partitions, owners, same_worker, workers
 from shared import metrics
+from shared.contracts import AllianceState
 
 ROUTED_HEADER = "X-Radar-Routed"
 WORKER_HEADER = "X-Radar-Worker"
@@ -189,20 +191,26 @@ def _not_found(view: View, alliance_id: str) -> Response:
                   "slugs, sorted, joined by '+', e.g. honda+nissan)")
 
 
+async def _one_alliance(view: View, request: Request, alliance_id: str,
+                        render: Callable[[AllianceState], Any]) -> Response:
+    """Answer about one alliance from the worker that owns its partition."""
+    key = _alliance_key(view, request, alliance_id)
+    if not isinstance(key, bytes):
+        return key
+
+    def answer() -> Response:
+        state = load_state(alliances.get(key))
+        return _send(view, render(state)) if state else _not_found(view, alliance_id)
+
+    return await _by_owner(view, request, alliances, key, answer)
+
+
 @app.page("/alliances/{alliance_id}")
 class AlliancePage(View):
     """GET /alliances/{alliance_id}: one alliance, answered by the worker that owns it."""
 
     async def get(self, request: Request, alliance_id: str) -> Response:
-        key = _alliance_key(self, request, alliance_id)
-        if not isinstance(key, bytes):
-            return key
-
-        def answer() -> Response:
-            state = load_state(alliances.get(key))
-            return _send(self, summarize(state)) if state else _not_found(self, alliance_id)
-
-        return await _by_owner(self, request, alliances, key, answer)
+        return await _one_alliance(self, request, alliance_id, summarize)
 
 
 @app.page("/alliances/{alliance_id}/history")
@@ -210,15 +218,7 @@ class AllianceHistoryPage(View):
     """GET /alliances/{alliance_id}/history: transitions with evidence, and observations."""
 
     async def get(self, request: Request, alliance_id: str) -> Response:
-        key = _alliance_key(self, request, alliance_id)
-        if not isinstance(key, bytes):
-            return key
-
-        def answer() -> Response:
-            state = load_state(alliances.get(key))
-            return _send(self, history_of(state)) if state else _not_found(self, alliance_id)
-
-        return await _by_owner(self, request, alliances, key, answer)
+        return await _one_alliance(self, request, alliance_id, history_of)
 
 
 @app.page("/companies/{name}")

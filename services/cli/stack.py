@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from shared.broker import EmbeddedBroker, die_with_parent
+from shared.broker import EmbeddedBroker, die_with_parent, terminate
 
 SERVICES = ("ingestor", "extractor", "aggregator")
 
@@ -75,15 +75,7 @@ class ServiceProcess:
             self.process.wait(10)
 
     def stop(self, timeout: float = 10.0) -> None:
-        proc = self.process
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        terminate(self.process, timeout)
 
     def tail(self, lines: int = 30) -> str:
         try:
