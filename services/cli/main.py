@@ -54,7 +54,7 @@ def aggregator() -> None:
 
 @app.command()
 def broker(port: Annotated[int | None, typer.Option(help="Port on 127.0.0.1 "
-                                                     "[default: RADAR_BROKER_PORT or 9092]")]
+                                                     "(default: RADAR_BROKER_PORT or 9092)")]
            = None) -> None:
     """Run the embedded Kafka-compatible broker (Tansu, memory only) until Ctrl-C."""
     from shared.broker import BrokerError, EmbeddedBroker
