@@ -105,3 +105,20 @@ def valid(records: list, model: type[M]) -> list[M]:
         if not isinstance(result, Rejected):
             out.append(result)
     return out
+
+
+def load_dashboard_generator():
+    """deploy/grafana/generate.py is a script, not a package: load it by path (once)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    if "radar_dashboards" in sys.modules:
+        return sys.modules["radar_dashboards"]
+    path = Path(__file__).resolve().parents[1] / "deploy" / "grafana" / "generate.py"
+    spec = importlib.util.spec_from_file_location("radar_dashboards", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module

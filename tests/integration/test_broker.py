@@ -17,7 +17,7 @@ from aiokafka.structs import TopicPartition
 
 from shared.faust_app import faust_options
 from shared.kafka import consumer_options, producer_options
-from tests.helpers import kafka_settings
+from tests.helpers import async_wait_until, kafka_settings
 
 
 async def _end_offset_after_burst(bootstrap: str, producer_kw: dict, n: int = 40) -> int:
@@ -59,10 +59,10 @@ async def _join_seconds(bootstrap: str, session_ms: int) -> float:
     started = time.monotonic()
     await consumer.start()
     try:
-        deadline = started + session_ms / 1000 * 3
-        while not consumer.assignment() and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        assert consumer.assignment(), "consumer never got an assignment"
+        async def assigned() -> bool:
+            return bool(consumer.assignment())
+
+        await async_wait_until(assigned, session_ms / 1000 * 3, 0.02, "an assignment")
         return time.monotonic() - started
     finally:
         await consumer.stop()

@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import json
 import math
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
@@ -31,7 +28,7 @@ import yaml
 from services.cli.stack import SERVICES, Stack
 from shared.broker import die_with_parent, free_port
 from shared.settings import TopicSettings
-from tests.helpers import produce, wait_until
+from tests.helpers import load_dashboard_generator, produce, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
@@ -42,18 +39,7 @@ INSTALL_HINT = ("install Debian's package: apt-get update && apt-get install -y 
                 "--no-install-recommends prometheus (`make test` does this when it is missing)")
 
 
-def _load_generator() -> ModuleType:
-    """deploy/grafana/generate.py is a script, not a package: load it by path."""
-    spec = importlib.util.spec_from_file_location("radar_dashboards",
-                                                  ROOT / "deploy" / "grafana" / "generate.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-generator = _load_generator()
+generator = load_dashboard_generator()
 QUERIES = [q for path in sorted(DASHBOARDS.glob("*.json"))
            for q in generator.panel_queries(json.loads(path.read_text()))]
 

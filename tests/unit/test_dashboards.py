@@ -6,18 +6,17 @@ from __future__ import annotations
 import copy
 import hashlib
 import importlib
-import importlib.util
 import json
 import re
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import jsonschema
 import pytest
 import yaml
 from prometheus_client import REGISTRY, CollectorRegistry
+
+from tests.helpers import load_dashboard_generator
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "deploy" / "grafana"
@@ -27,16 +26,7 @@ METRICS_MODULES = ("shared.metrics", "services.ingestor.metrics",
                    "services.extractor.metrics", "services.aggregator.metrics")
 
 
-def _load_generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("radar_dashboards", GRAFANA / "generate.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-generator = _load_generator()
+generator = load_dashboard_generator()
 FILES = sorted((GRAFANA / "dashboards").glob("*.json"))
 
 
