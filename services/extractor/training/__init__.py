@@ -1,0 +1,1 @@
+"""Building the labelled corpus and training the extractor's models (not imported by the service)."""
