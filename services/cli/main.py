@@ -176,32 +176,98 @@ def extract(
 
 @app.command(name="eval")
 def evaluate(
-    gold: Annotated[Path, typer.Option(help="Gold JSONL (ANNOTATION.md format).")],
-    articles: Annotated[Path, typer.Option(help="The articles, JSONL.")],
+    gold: Annotated[Path | None, typer.Option(help="Gold JSONL (ANNOTATION.md format); "
+                                              "default: the corpus's held-out slice.")]
+    = None,
+    articles: Annotated[Path | None, typer.Option(help="The articles, JSONL.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")]
     = False,
     errors: Annotated[bool, typer.Option(help="List missed, spurious and wrong-stage "
-                                              "events.")] = False,
+                                              "events (not on the held-out slice).")] = False,
+    model: Annotated[Path | None, typer.Option(help="A trained partnership model; default: "
+                                               "the shipped one.")] = None,
 ) -> None:
     """Score the extractor against gold: detection and strict P/R/F1, no-event articles,
-    stage confusion."""
-    from services.cli.offline import confusion_table, score_table
-    from services.cli.offline import evaluate as run_eval
+    stage confusion and the calibration of its confidence. Without --gold: the frozen
+    held-out slice of the labelled corpus."""
+    from services.cli.offline import (
+        calibration_table,
+        confusion_table,
+        evaluate_with_calibration,
+        read_valid,
+        score_table,
+    )
+    from services.extractor.evaluation import load_gold_file
     from services.extractor.pipeline import Extractor
+    from services.extractor.training.corpus import CORPUS, heldout_part, load
 
-    for path in (gold, articles):
-        if not path.is_file():
+    if (gold is None) != (articles is None):
+        raise _fail("give both --gold and --articles, or neither (the held-out slice)", 2)
+    if gold is None and errors:
+        raise _fail("--errors is refused on the held-out slice: nobody reads its errors, so "
+                    "its figures stay a fair estimate. Use --gold/--articles with your own "
+                    "development set.", 2)
+    for path in (gold, articles, model):
+        if path is not None and not path.is_file():
             raise _fail(f"no such file: {path}", 2)
-    scores = run_eval(Extractor.load(), gold, articles, err)
-    if as_json:
-        print(json.dumps(scores.as_dict(), indent=2))
+    if gold is None:
+        if not (CORPUS / "heldout.txt").is_file():
+            raise _fail(f"no labelled corpus at {CORPUS}", 2)
+        items = heldout_part(load())
+        gold_events = {i.article.article_id: list(i.events) for i in items}
+        docs = [i.article for i in items]
+        title = f"held-out slice of {CORPUS.relative_to(CORPUS.parents[1])} ({len(docs)} articles)"
     else:
-        out.print(score_table(scores, f"{articles.name} vs {gold.name}"))
+        assert articles is not None
+        gold_events = load_gold_file(gold)
+        docs = read_valid(articles, err)
+        title = f"{articles.name} vs {gold.name}"
+    extractor = Extractor.load(model_path=str(model) if model else None)
+    scores, cal = evaluate_with_calibration(extractor, gold_events, docs)
+    if as_json:
+        print(json.dumps(scores.as_dict() | {"calibration": cal.as_dict(),
+                                             "extractor_version": extractor.version,
+                                             "threshold": extractor.threshold}, indent=2))
+    else:
+        out.print(score_table(scores, f"{title}; extractor {extractor.version}, minimum "
+                                      f"confidence {extractor.threshold:.2f}"))
         out.print(confusion_table(scores))
+        out.print(calibration_table(cal))
     if errors:
         for e in scores.errors:
             out.print(f"{e['kind']:<12} {e['article_id']}: {' + '.join(e['parties'])} "
                       f"({e['stage']})")
+
+
+@app.command()
+def train(
+    output: Annotated[Path | None, typer.Option(help="Where to write the model; default: "
+                                                "the shipped model's path.")] = None,
+    corpus: Annotated[Path | None, typer.Option(help="A labelled corpus folder "
+                                                "(articles.jsonl, gold.jsonl, optional "
+                                                "heldout.txt); default: corpus/reuters21578.")]
+    = None,
+) -> None:
+    """Retrain the partnership and stage models from a labelled corpus, as `make train`
+    does: cross-validated, calibrated, deterministic. Articles listed in the corpus's
+    heldout.txt are left out of training."""
+    from services.extractor.model import default_model_path
+
+    try:
+        from services.extractor.training.train import train as run_training
+    except ImportError as exc:
+        raise _fail(f"training needs the train extra ({exc.name} is missing): "
+                    "pip install 'alliance-radar[train]'", 2) from None
+    if corpus is not None and not (corpus / "articles.jsonl").is_file():
+        raise _fail(f"no articles.jsonl in {corpus}", 2)
+    result = run_training(output or default_model_path(), corpus=corpus)
+    cv = result["cross_validation"]["scores"]
+    out.print(f"model {result['version']} written to {result['model']} in "
+              f"{result['seconds']} s")
+    out.print(f"5-fold cross-validation on {result['trained_on']['articles']} training "
+              f"articles: detection F1 {cv['detection']['f1']:.3f}, strict F1 "
+              f"{cv['strict']['f1']:.3f}, no-event articles flagged "
+              f"{cv['no_event_prediction_rate']:.1%}")
 
 
 # ---------------------------------------------------------------- looking at the view

@@ -14,7 +14,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
-from services.extractor.evaluation import STAGES, Event, Scores, load_gold_file, score
+from services.extractor.evaluation import (
+    STAGES,
+    Calibration,
+    Event,
+    Scores,
+    calibration,
+    load_gold_file,
+    parties_match,
+    score,
+)
 from services.extractor.pipeline import Extractor
 from services.ingestor.sources import article_id_for, parse_time
 from shared.contracts import ArticleEvent, PartnershipEvent, utcnow
@@ -91,6 +100,47 @@ def evaluate(extractor: Extractor, gold_path: Path, articles_path: Path,
              err: Console) -> Scores:
     results = run_extraction(extractor, articles_path, None, err)
     return score(load_gold_file(gold_path), predictions(results))
+
+
+def read_valid(path: Path, err: Console) -> list[ArticleEvent]:
+    items = list(read_articles(path))
+    for bad in (b for b in items if isinstance(b, BadLine)):
+        err.print(f"[yellow]skipped line {bad.line}[/yellow]: {bad.error}")
+    return [a for a in items if isinstance(a, ArticleEvent)]
+
+
+def evaluate_with_calibration(extractor: Extractor, gold: dict[str, list[Event]],
+                              articles: list[ArticleEvent], batch_size: int = 64
+                              ) -> tuple[Scores, Calibration]:
+    """Scores of the events the extractor emits (at its threshold), and the calibration of
+    its probabilities over every candidate party set it scored: outcome 1 when the set is a
+    gold event of the article."""
+    from services.extractor.components.partnerships import select
+
+    predicted: dict[str, list[Event]] = {}
+    probs: list[float] = []
+    outcomes: list[bool] = []
+    for start in range(0, len(articles), batch_size):
+        batch = articles[start:start + batch_size]
+        for article, found in zip(batch, extractor.scored(batch), strict=True):
+            kept = select(found, extractor.threshold)
+            predicted[article.article_id] = [Event(list(f.parties), f.stage) for f in kept]
+            for f in found:
+                probs.append(f.probability)
+                outcomes.append(any(parties_match(g.parties, list(f.parties))
+                                    for g in gold.get(article.article_id, [])))
+    return score(gold, predicted), calibration(probs, outcomes)
+
+
+def calibration_table(cal: Calibration) -> Table:
+    table = Table(title=f"Calibration of confidence (Brier {cal.brier:.4f} over {cal.count} "
+                        "candidate party sets)")
+    for col in ("confidence", "sets", "mean confidence", "share that are gold events"):
+        table.add_column(col, justify="right")
+    for lo, hi, n, p, o in cal.bins:
+        table.add_row(f"{lo:.1f}-{hi:.1f}", str(n), f"{p:.3f}" if n else "",
+                      f"{o:.3f}" if n else "")
+    return table
 
 
 def score_table(s: Scores, title: str) -> Table:

@@ -1,9 +1,11 @@
-"""Company names: one canonical name per company, across articles.
+"""Company names: one canonical name per company *as the article's time knew it*.
 
 The canonical name is the key of the alliance view, so it must be deterministic: the same
-mention always maps to the same string. Known companies come from `data/companies.json`
-(aliases, brands and units map to their owner); every other name is normalised by rule
-(wire-copy tickers, legal suffixes, punctuation).
+mention on the same date always maps to the same string. Known companies come from
+`data/companies.json` (aliases, brands and units map to their owner), each name, alias and
+brand valid over an optional period (`from`, `until`): Exxon in a 1987 story is Exxon, not the
+ExxonMobil it became in 1999. Every other name is normalised by rule (wire-copy tickers,
+legal suffixes, punctuation) and otherwise kept as written.
 """
 
 from __future__ import annotations
@@ -11,9 +13,13 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from functools import cache
 from importlib import resources
+from pathlib import Path
+from typing import Any
 
+import spacy
 from cleanco import basename as cleanco_basename
 
 LEGAL_SUFFIXES = (
@@ -35,6 +41,8 @@ _BRACKETS_RE = re.compile(r"^<(.+)>$")  # "<Automobili Lamborghini SpA>"
 _POSSESSIVE_RE = re.compile(r"(?:'s|’s|')$")
 _SPACE_RE = re.compile(r"\s+")
 _DOTTED_RE = re.compile(r"\b(?:[A-Za-z]\.){2,}")
+#: Dates compare as ISO strings; a missing bound is open.
+_EARLIEST, _LATEST = "0000-00-00", "9999-99-99"
 
 
 def clean_mention(text: str) -> str:
@@ -50,6 +58,9 @@ def clean_mention(text: str) -> str:
     name = _POSSESSIVE_RE.sub("", name).strip()
     name = re.sub(r"^(?:the|The)\s+", "", name)
     name = re.sub(r"^[A-Z][\w.]*-based\s+", "", name)  # "Paris-based Alsthom"
+    # "Stet - Societa Finanziaria Telefonica", "Societa Meridionale Finanziaria Spa - SME":
+    # either side names the company; the first is the one written first.
+    name = re.split(r"\s+-\s+", name)[0]
     stripped = _legal_basename(name)
     stripped = _SUFFIX_RE.sub("", stripped).strip(" ,.")
     return stripped or name
@@ -71,77 +82,128 @@ def name_key(text: str) -> str:
     return re.sub(r"[^a-z0-9&]+", " ", clean_mention(text).lower()).strip()
 
 
+def day(when: date | datetime | str | None) -> str:
+    """ISO day string of a date; None means today (a live article)."""
+    if when is None:
+        return date.today().isoformat()
+    if isinstance(when, str):
+        return when[:10]
+    return when.date().isoformat() if isinstance(when, datetime) else when.isoformat()
+
+
+@dataclass(frozen=True)
+class Claim:
+    """`key` means `company` from `start` (inclusive) to `end` (exclusive)."""
+
+    company: str
+    start: str = _EARLIEST
+    end: str = _LATEST
+
+    def holds(self, on: str) -> bool:
+        return self.start <= on < self.end
+
+
 @dataclass
 class CompanyRegistry:
-    """Canonical names with aliases, brands and units; non-party names (outlets, bodies)."""
+    """Canonical names with dated aliases, brands and units; non-party names (outlets,
+    bodies, places)."""
 
-    canonical: dict[str, str] = field(default_factory=dict)  # key -> canonical name
-    brands: dict[str, str] = field(default_factory=dict)  # brand key -> owner
+    names: dict[str, list[Claim]] = field(default_factory=dict)  # key -> dated companies
+    brands: dict[str, list[Claim]] = field(default_factory=dict)  # brand key -> dated owners
     non_parties: set[str] = field(default_factory=set)
     surface_forms: set[str] = field(default_factory=set)  # as written, for the EntityRuler
 
     @classmethod
-    def from_data(cls, companies: dict, non_parties: list[str]) -> CompanyRegistry:
+    def from_data(cls, companies: dict[str, Any], non_parties: list[str]) -> CompanyRegistry:
         reg = cls()
         for name, info in companies.items():
-            reg.canonical[name_key(name)] = name
-            reg.surface_forms.add(name)
+            start, end = info.get("from", _EARLIEST), info.get("until", _LATEST)
+            reg._claim(reg.names, name, name, start, end)
             for alias in info.get("aliases", []):
-                reg.canonical[name_key(alias)] = name
-                reg.surface_forms.add(alias)
+                reg._claim(reg.names, alias, name, start, end)
             for brand in info.get("brands", []):
-                reg.brands[name_key(brand)] = name
-                reg.surface_forms.add(brand)
+                reg._claim(reg.brands, brand, name, start, end)
         reg.non_parties = {name_key(n) for n in non_parties}
         return reg
+
+    def _claim(self, table: dict[str, list[Claim]], entry: str | dict[str, str], company: str,
+               start: str, end: str) -> None:
+        if isinstance(entry, dict):  # {"name": ..., "from": ..., "until": ...}
+            start = max(start, entry.get("from", _EARLIEST))
+            end = min(end, entry.get("until", _LATEST))
+            entry = entry["name"]
+        table.setdefault(name_key(entry), []).append(Claim(company, start, end))
+        self.surface_forms.add(entry)
+
+    @classmethod
+    def from_file(cls, path: Path) -> CompanyRegistry:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return cls.from_data(data["companies"], data.get("non_parties", []))
+
+    @staticmethod
+    def _at(claims: list[Claim] | None, on: str) -> str | None:
+        for claim in claims or ():
+            if claim.holds(on):
+                return claim.company
+        return None
 
     def is_non_party(self, mention: str) -> bool:
         return name_key(mention) in self.non_parties
 
-    def is_known(self, mention: str) -> bool:
-        key = name_key(mention)
-        return key in self.canonical or self.canonical.get(name_key(
-            self.canonicalize(mention) or "")) is not None
+    def is_known(self, mention: str, when: date | datetime | str | None = None) -> bool:
+        return self._lookup(name_key(mention), day(when)) is not None
 
-    def brand_owner(self, mention: str) -> str | None:
-        return self.brands.get(name_key(mention))
+    def brand_owner(self, mention: str, when: date | datetime | str | None = None
+                    ) -> str | None:
+        return self._at(self.brands.get(name_key(mention)), day(when))
 
-    def canonicalize(self, mention: str) -> str | None:
-        """Canonical company name of a mention; None for empty or non-party names."""
-        owner, sep, rest = mention.partition("'s ")
-        if sep and rest and name_key(owner) in self.non_parties:
-            mention = rest  # "Britain's Cable and Wireless Plc", "China's Baosteel"
-        key = name_key(mention)
-        if not key or key in self.non_parties or all(w in GENERIC_WORDS for w in key.split()):
-            return None
-        if key in self.canonical:
-            return self.canonical[key]
+    def _lookup(self, key: str, on: str) -> str | None:
+        hit = self._at(self.names.get(key), on)
+        if hit:
+            return hit
         # "Nissan Motor Manufacturing" -> drop generic trailing words until a registry hit
         # ("Nissan"); "Sumitomo Bakelite" stays itself.
         words = key.split()
         for n in range(len(words) - 1, 0, -1):
             if words[n] not in GENERIC_TRAILING:
                 break
-            hit = self.canonical.get(" ".join(words[:n]))
+            hit = self._at(self.names.get(" ".join(words[:n])), on)
             if hit:
                 return hit
-        return clean_mention(mention)
+        return None
 
-    def patterns(self) -> list[dict]:
+    def canonicalize(self, mention: str, when: date | datetime | str | None = None
+                     ) -> str | None:
+        """Canonical company name of a mention on a date (None: today); None for empty or
+        non-party names. Unknown names, and known ones outside their period, stay as
+        written (cleaned)."""
+        owner, sep, rest = mention.partition("'s ")
+        if sep and rest and name_key(owner) in self.non_parties:
+            mention = rest  # "Britain's Cable and Wireless Plc", "China's Baosteel"
+        key = name_key(mention)
+        if not key or key in self.non_parties or all(w in GENERIC_WORDS for w in key.split()):
+            return None
+        return self._lookup(key, day(when)) or clean_mention(mention)
+
+    def patterns(self) -> list[dict[str, str]]:
         """EntityRuler phrase patterns (case-sensitive) for every name, alias and brand."""
         return [{"label": "ORG", "pattern": form} for form in sorted(self.surface_forms)]
 
 
-def _data(name: str) -> dict:
-    return json.loads(resources.files("services.extractor").joinpath("data", name).read_text())
+def default_registry_path() -> Path:
+    return Path(str(resources.files("services.extractor").joinpath("data", "companies.json")))
 
 
 @cache
+def load_registry(path: str | None = None) -> CompanyRegistry:
+    return CompanyRegistry.from_file(Path(path) if path else default_registry_path())
+
+
 def default_registry() -> CompanyRegistry:
-    return CompanyRegistry.from_data(_data("companies.json")["companies"],
-                                     _data("lexicon.json")["non_parties"])
+    return load_registry(None)
 
 
-@cache
-def lexicon() -> dict:
-    return _data("lexicon.json")
+@spacy.registry.misc("radar.company_registry.v1")
+def company_registry(path: str | None = None) -> CompanyRegistry:
+    """The registry a pipeline config names: the packaged one unless `path` is given."""
+    return load_registry(path)

@@ -154,3 +154,34 @@ def load_gold(lines: Iterable[str]) -> dict[str, list[Event]]:
 def load_gold_file(path: Path) -> dict[str, list[Event]]:
     with path.open() as fh:
         return load_gold(fh)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How well predicted probabilities match how often the prediction is right."""
+
+    brier: float
+    count: int
+    #: 10 equal-width bins: (low, high, count, mean predicted probability, observed rate).
+    bins: tuple[tuple[float, float, int, float, float], ...]
+
+    def as_dict(self) -> dict:
+        return {"brier": self.brier, "count": self.count,
+                "bins": [{"low": lo, "high": hi, "count": n, "mean_confidence": p,
+                          "observed": o} for lo, hi, n, p, o in self.bins]}
+
+
+def calibration(probabilities: list[float], outcomes: list[bool], bins: int = 10
+                ) -> Calibration:
+    """Brier score and a reliability table of probabilities against 0/1 outcomes."""
+    n = len(probabilities)
+    brier = sum((p - float(o)) ** 2 for p, o in zip(probabilities, outcomes, strict=True))
+    rows = []
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        members = [(p, o) for p, o in zip(probabilities, outcomes, strict=True)
+                   if lo <= p < hi or (b == bins - 1 and p == 1.0)]
+        mean_p = sum(p for p, _ in members) / len(members) if members else 0.0
+        observed = sum(o for _, o in members) / len(members) if members else 0.0
+        rows.append((lo, hi, len(members), round(mean_p, 4), round(observed, 4)))
+    return Calibration(round(brier / n, 4) if n else 0.0, n, tuple(rows))

@@ -23,10 +23,9 @@ SERVICE = "extractor"
 class ExtractorHandler:
     """Runs extraction off the event loop, so heartbeats and /health stay responsive."""
 
-    def __init__(self, extractor: Extractor, out_topic: str, min_confidence: float) -> None:
+    def __init__(self, extractor: Extractor, out_topic: str) -> None:
         self.extractor = extractor
         self.out_topic = out_topic
-        self.min_confidence = min_confidence
 
     async def __call__(self, messages: list[Contract]) -> list[Outcome]:
         articles = [m for m in messages if isinstance(m, ArticleEvent)]
@@ -36,7 +35,9 @@ class ExtractorHandler:
         outcomes = []
         for article, events in zip(articles, results, strict=True):
             ex_metrics.SECONDS.observe(per_article)
-            kept = [e for e in events if e.confidence >= self.min_confidence]
+            # The model's decider already keeps only events at or above the minimum
+            # calibrated probability (RADAR_EXTRACTOR_MIN_CONFIDENCE or the trained one).
+            kept = events
             gated = not self.extractor.is_candidate(article.text)
             ex_metrics.ARTICLES.labels("gated_out" if gated else
                                        "events" if kept else "no_events").inc()
@@ -50,12 +51,16 @@ async def run() -> None:
     settings = load(ExtractorSettings)
     k, t = kafka(), topics()
     await ensure_topics(k, t, [t.articles, t.partnerships, t.dlq(t.articles)])
-    log.info("loading spaCy model %s", settings.model)
-    extractor = await asyncio.to_thread(Extractor.load, settings.model)
+    log.info("loading spaCy model %s and the partnership model", settings.model)
+    extractor = await asyncio.to_thread(Extractor.load, settings.model,
+                                        model_path=settings.partnership_model,
+                                        threshold=settings.min_confidence)
+    log.info("extractor %s, minimum confidence %.2f", extractor.version,
+             extractor.threshold)
     processor = StreamProcessor(
         service=SERVICE, kafka=k, input_topic=t.articles, model=ArticleEvent,
         group_id=settings.group_id, batch_size=settings.batch_size,
-        handler=ExtractorHandler(extractor, t.partnerships, settings.min_confidence))
+        handler=ExtractorHandler(extractor, t.partnerships))
 
     def readiness() -> tuple[bool, dict[str, object]]:
         return processor.ready, {"assigned_partitions": len(processor.consumer.assignment())

@@ -1,1 +1,2 @@
-"""Building the labelled corpus and training the extractor's models (not imported by the service)."""
+"""Building the labelled corpus and training the extractor's models (never imported by the
+service)."""

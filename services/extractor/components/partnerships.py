@@ -1,0 +1,144 @@
+"""`radar_partnerships`: the trained models decide which candidates are partnerships.
+
+Each candidate sentence of a party set is scored by the partnership model (its own features
+plus what the article says of the set: the headline's cues, how many sentences propose it);
+the set's score is its best sentence's, mapped to a calibrated probability. The stage model
+reads that best sentence: the stage is what the sentence stating the partnership says. Sets
+at or above the threshold are kept; a pair inside a kept larger set at least as probable is
+part of that set, not a second event.
+
+Writes `doc._.partnerships`: a list of `Partnership`, most probable first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from spacy.language import Language
+from spacy.tokens import Doc, Span
+
+from services.extractor.components.candidates import Candidate, bucket
+from services.extractor.components.extensions import ArticleContext, context
+from services.extractor.cues import CueTable
+from services.extractor.model import PartnershipModel
+
+
+@dataclass
+class PooledCandidate:
+    """Every candidate sentence of one party set in one article."""
+
+    parties: tuple[str, ...]
+    sentences: list[Span] = field(default_factory=list)
+    #: One feature set per candidate sentence (with the article-level features added),
+    #: and that sentence.
+    instances: list[frozenset[str]] = field(default_factory=list)
+    instance_sentences: list[Span] = field(default_factory=list)
+
+    @property
+    def features(self) -> frozenset[str]:
+        """All sentences' features together (what the stage model reads)."""
+        return frozenset().union(*self.instances) if self.instances else frozenset()
+
+
+@dataclass
+class Partnership:
+    parties: tuple[str, ...]
+    stage: str
+    probability: float
+    stage_probability: float
+    sentences: list[Span]
+
+
+def pool(candidates: Sequence[Candidate], ctx: ArticleContext, cues: CueTable
+         ) -> list[PooledCandidate]:
+    """Group candidates by party set and add the article-level features to each instance.
+    Shared by training and inference, so both see exactly the same features."""
+    grouped: dict[tuple[str, ...], list[Candidate]] = {}
+    for cand in candidates:
+        grouped.setdefault(cand.parties, []).append(cand)
+    title = ctx.title.upper()
+    headline = {f"h:{c}" for c in cues.fired(ctx.title)} if ctx.title else set()
+    groups = [set(p) for p in grouped if len(p) > 2]
+    out = []
+    for parties, cands in grouped.items():
+        sentences: list[Span] = []
+        for cand in cands:
+            if all(s.start != cand.sentence.start for s in sentences):
+                sentences.append(cand.sentence)
+        in_title = sum(1 for p in parties if p.split()[0].upper() in title)
+        article = headline | {f"t:{min(in_title, 2)}",
+                              f"ns:{bucket(len(sentences), (1, 2, 3))}"}
+        if len(parties) == 2 and any(set(parties) < g for g in groups):
+            article.add("in_group")
+        out.append(PooledCandidate(parties, sorted(sentences, key=lambda s: s.start),
+                                   [frozenset(c.features | article) for c in cands],
+                                   [c.sentence for c in cands]))
+    return out
+
+
+def decide(pooled: Sequence[PooledCandidate], model: PartnershipModel, threshold: float
+           ) -> list[Partnership]:
+    """Score pooled candidates; keep those at or above `threshold`, drop pairs that a kept
+    larger set at least as probable contains."""
+    return select(score_sets(pooled, model), threshold)
+
+
+def score_sets(pooled: Sequence[PooledCandidate], model: PartnershipModel
+               ) -> list[Partnership]:
+    """Every candidate party set with its calibrated probability and stage."""
+    if not pooled:
+        return []
+    flat = [inst for p in pooled for inst in p.instances]
+    raw = model.scores(flat)
+    best, stating, at = [], [], 0
+    for p in pooled:
+        mine = raw[at:at + len(p.instances)]
+        best.append(mine.max())
+        stating.append(p.instances[int(mine.argmax())])
+        at += len(p.instances)
+    probabilities = model.calibrate(best)
+    # The stage is what the sentence stating the partnership says.
+    stage_probs = model.stages(stating)
+    found = []
+    for slot, prob, sp in zip(pooled, probabilities, stage_probs, strict=True):
+        top = int(sp.argmax())
+        found.append(Partnership(slot.parties, model.stage_classes[top], float(prob),
+                                 float(sp[top]), slot.sentences))
+    return found
+
+
+def select(found: Sequence[Partnership], threshold: float) -> list[Partnership]:
+    """Those at or above `threshold`, without pairs inside a kept larger set at least as
+    probable ("X, Y and Z formed ..." is one three-party event, not also X-Y)."""
+    kept = [f for f in found if f.probability >= threshold]
+    kept = [f for f in kept if not any(
+        len(o.parties) > len(f.parties) and set(f.parties) < set(o.parties)
+        and o.probability >= f.probability for o in kept)]
+    return sorted(kept, key=lambda f: (-f.probability, f.parties))
+
+
+class PartnershipDecider:
+    def __init__(self, model: PartnershipModel, cues: CueTable, threshold: float | None
+                 ) -> None:
+        self.model = model
+        self.cues = cues
+        self.threshold = model.threshold if threshold is None else threshold
+
+    def __call__(self, doc: Doc) -> Doc:
+        pooled = pool(doc._.candidates or [], context(doc), self.cues)
+        doc._.scored_sets = score_sets(pooled, self.model)
+        doc._.partnerships = select(doc._.scored_sets, self.threshold)
+        return doc
+
+
+@Language.factory(
+    "radar_partnerships",
+    default_config={"model": {"@misc": "radar.partnership_model.v1", "path": None},
+                    "cues": {"@misc": "radar.cue_table.v1", "path": None},
+                    "threshold": None})
+def make_partnership_decider(nlp: Language, name: str, model: PartnershipModel,
+                             cues: CueTable, threshold: float | None) -> PartnershipDecider:
+    """`threshold`: minimum calibrated probability of a kept partnership (None: the one
+    chosen at training time by cross-validation)."""
+    return PartnershipDecider(model, cues, threshold)

@@ -1,0 +1,110 @@
+"""The cue table (data/cues.toml): every pattern and word list of the extractor, loaded once.
+
+Cues are signals, not decisions: `CueTable.fired` tells which cues a stretch of text shows,
+and the trained models weigh them. Gate cues also choose the sentences worth parsing.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import spacy
+
+
+@dataclass(frozen=True)
+class Cue:
+    name: str
+    pattern: re.Pattern[str]
+    gate: bool = False
+    why: str = ""
+    match: tuple[str, ...] = ()
+    no_match: tuple[str, ...] = ()
+
+
+def _cue(entry: dict[str, Any]) -> Cue:
+    flags = 0 if entry.get("case_sensitive") else re.I
+    return Cue(name=entry["name"], pattern=re.compile(entry["pattern"], flags),
+               gate=bool(entry.get("gate", False)), why=entry.get("why", ""),
+               match=tuple(entry.get("match", ())), no_match=tuple(entry.get("no_match", ())))
+
+
+@dataclass(frozen=True)
+class NameRules:
+    designators: tuple[str, ...]
+    body: re.Pattern[str]
+    body_match: tuple[str, ...]
+    body_no_match: tuple[str, ...]
+    not_companies: frozenset[str]
+    start_words: frozenset[str]
+    headline_stop: frozenset[str]
+    unit_words: frozenset[str]
+    generic_words: frozenset[str]
+
+
+class CueTable:
+    """Compiled cues, areas, attribution patterns and name rules."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.cues: tuple[Cue, ...] = tuple(_cue(e) for e in data["cue"])
+        self.areas: tuple[Cue, ...] = tuple(_cue(e) for e in data["area"])
+        self.attribution: tuple[Cue, ...] = tuple(_cue(e) for e in data["attribution"])
+        self.by_name = {c.name: c for c in self.cues}
+        if len(self.by_name) != len(self.cues):
+            raise ValueError("cue names must be unique")
+        gate = [c.pattern.pattern for c in self.cues if c.gate]
+        # One alternation of every gate cue: a single scan of the raw text decides whether an
+        # article can report cooperation at all.
+        self.gate = re.compile("|".join(f"(?:{p})" for p in gate), re.I)
+        names = data["names"]
+        self.names = NameRules(
+            designators=tuple(dict.fromkeys(names["designators"])),
+            body=re.compile(names["body_pattern"]),
+            body_match=tuple(names.get("body_match", ())),
+            body_no_match=tuple(names.get("body_no_match", ())),
+            not_companies=frozenset(names["not_companies"]),
+            start_words=frozenset(names["start_words"]),
+            headline_stop=frozenset(names["headline_stop"]),
+            unit_words=frozenset(names["unit_words"]),
+            generic_words=frozenset(w.lower() for w in names["generic_words"]))
+
+    def __getitem__(self, name: str) -> re.Pattern[str]:
+        return self.by_name[name].pattern
+
+    def fired(self, text: str) -> set[str]:
+        """Names of the cues that match somewhere in `text`."""
+        return {c.name for c in self.cues if c.pattern.search(text)}
+
+    def is_gate(self, text: str) -> bool:
+        return bool(self.gate.search(text))
+
+    def areas_of(self, text: str) -> list[str]:
+        return sorted(a.name for a in self.areas if a.pattern.search(text))
+
+    @classmethod
+    def from_file(cls, path: Path) -> CueTable:
+        return cls(tomllib.loads(path.read_text(encoding="utf-8")))
+
+
+def default_cues_path() -> Path:
+    return Path(str(resources.files("services.extractor").joinpath("data", "cues.toml")))
+
+
+@cache
+def load_cues(path: str | None = None) -> CueTable:
+    return CueTable.from_file(Path(path) if path else default_cues_path())
+
+
+def default_cues() -> CueTable:
+    return load_cues(None)
+
+
+@spacy.registry.misc("radar.cue_table.v1")
+def cue_table(path: str | None = None) -> CueTable:
+    """The cue table a pipeline config names: the packaged one unless `path` is given."""
+    return load_cues(path)
