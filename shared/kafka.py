@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from shared import metrics
 from shared.contracts import Contract, DeadLetter
+from shared.progress import ProgressWatch
 from shared.settings import KafkaSettings, TopicSettings
 
 log = logging.getLogger(__name__)
@@ -203,10 +204,15 @@ class StreamProcessor:
         self.producer = make_producer(kafka, client_id=f"radar-{service}")
         self._started = False
         self._lag_refreshed = 0.0
+        self.progress = ProgressWatch(kafka.stall_after_s)
+        self._committed: dict[TopicPartition, int | None] = {}
 
     @property
     def ready(self) -> bool:
-        return self._started and bool(self.consumer.assignment())
+        """Started, assigned, and no assigned partition stalled (behind its end with a
+        committed offset that has not moved for RADAR_STALL_AFTER_S)."""
+        return (self._started and bool(self.consumer.assignment())
+                and not self.progress.stalls(time.monotonic()))
 
     async def start(self) -> None:
         await self.producer.start()
@@ -226,6 +232,7 @@ class StreamProcessor:
             for tp, records in batches.items():
                 await self.process(records)
                 await self.consumer.commit({tp: records[-1].offset + 1})
+                self._committed[tp] = records[-1].offset + 1
             await self._refresh_lag()
 
     async def process(self, records: list[ConsumerRecord]) -> None:
@@ -276,8 +283,18 @@ class StreamProcessor:
         if now - self._lag_refreshed < 1.0:
             return
         self._lag_refreshed = now
-        for tp in self.consumer.assignment():
+        assigned = self.consumer.assignment()
+        self.progress.keep_only({(tp.topic, tp.partition) for tp in assigned})
+        for tp in set(self._committed) - assigned:
+            del self._committed[tp]
+        for tp in assigned:
             await record_lag(self.service, self.consumer, tp)
+            if tp not in self._committed:  # newly assigned: what the group committed
+                with contextlib.suppress(KafkaError):
+                    self._committed[tp] = await self.consumer.committed(tp)
+            self.progress.observe(tp.topic, tp.partition, self._committed.get(tp),
+                                  self.consumer.highwater(tp), now)
+        metrics.PIPELINE.stalled.labels(self.service).set(len(self.progress.stalls(now)))
 
 
 async def record_lag(service: str, consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:

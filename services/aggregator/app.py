@@ -12,6 +12,8 @@ only the Kafka wiring; the rules are in `state.py` and `index.py`.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
@@ -30,12 +32,14 @@ from services.aggregator.routing import partition_for
 from services.aggregator.state import Rules, apply
 from shared import metrics
 from shared.contracts import AllianceState, DeadLetter, PartnershipEvent
-from shared.faust_app import make_app
+from shared.faust_app import deliver, make_app, put_acknowledged, record_send
 from shared.kafka import Rejected, decode
+from shared.progress import ProgressWatch
 from shared.settings import AggregatorSettings, kafka, load, topics
 
 log = logging.getLogger(__name__)
 SERVICE = "aggregator"
+Send = Callable[[], Awaitable[Awaitable[Any]]]
 
 settings = load(AggregatorSettings)
 _topics = topics()
@@ -84,17 +88,18 @@ def key_partition(key: bytes) -> int:
     return partition_for(key, _topics.partitions)
 
 
-async def _dead_letter(event: faust.EventT, rejected: Rejected) -> None:
+def _dead_letter(event: faust.EventT, rejected: Rejected) -> list[Send]:
+    """The dead-letter send for `event` (none when publishing is off)."""
     msg = event.message
     log.warning("dead-lettering %s[%s]@%s: %s", msg.topic, msg.partition, msg.offset,
                 rejected.error)
     metrics.PIPELINE.dlq.labels(SERVICE, msg.topic, rejected.reason).inc()
     if not settings.publish:
-        return
+        return []
     letter = DeadLetter(service=SERVICE, topic_name=msg.topic, partition=msg.partition,
                         offset=msg.offset, record_key=event.key, record_value=event.value,
                         reason=rejected.reason, error=rejected.error[:2000])
-    await dlq_topic.send(key=letter.key(), value=letter.to_bytes())
+    return [record_send(dlq_topic, letter.key(), letter.to_bytes())]
 
 
 def _check_placement(event: faust.EventT, result: PartnershipEvent) -> Rejected | None:
@@ -111,57 +116,71 @@ def _check_placement(event: faust.EventT, result: PartnershipEvent) -> Rejected 
     return None
 
 
+def _outputs(event: faust.EventT) -> tuple[list[Send], tuple[bytes, bytes] | None]:
+    """What one partnership record causes: the sends (change, state, index links, or a dead
+    letter) and the table write, decided from the table as it is (pure but for metrics)."""
+    metrics.PIPELINE.consumed.labels(SERVICE, event.message.topic).inc()
+    result = decode(PartnershipEvent, event.value)
+    if isinstance(result, Rejected):
+        return _dead_letter(event, result), None
+    misplaced = _check_placement(event, result)
+    if misplaced is not None:
+        return _dead_letter(event, misplaced), None
+    key = result.key()
+    try:
+        previous = load_state(alliances.get(key))
+        new, change = apply(previous, result, rules)
+    except Exception as exc:  # a poison record must not stop the agent
+        log.exception("aggregation failed")
+        return _dead_letter(event, Rejected("processing_error", repr(exc))), None
+    if new is None:
+        agg_metrics.DUPLICATES.inc()
+        return [], None
+    sends: list[Send] = []
+    if change is not None:
+        if settings.publish:
+            sends += [record_send(changes_topic, key, change.to_bytes()),
+                      record_send(state_topic, key, new.to_bytes())]
+            metrics.PIPELINE.produced.labels(SERVICE, _topics.changes).inc()
+            metrics.PIPELINE.produced.labels(SERVICE, _topics.state).inc()
+        agg_metrics.record_change(change, previous, result.ingested_at)
+    if index_changed(previous, new):
+        sends += [record_send(index_topic, link.key(), link.to_bytes())
+                  for link in links_for(new, source_offset=event.message.offset)]
+    return sends, (key, new.to_bytes())
+
+
 @app.agent(partnerships_topic)
 async def aggregate(stream: faust.StreamT) -> None:
-    async for event in stream.events():
-        metrics.PIPELINE.consumed.labels(SERVICE, event.message.topic).inc()
-        result = decode(PartnershipEvent, event.value)
-        if isinstance(result, Rejected):
-            await _dead_letter(event, result)
-            continue
-        misplaced = _check_placement(event, result)
-        if misplaced is not None:
-            await _dead_letter(event, misplaced)
-            continue
-        key = result.key()
-        try:
-            previous = load_state(alliances.get(key))
-            new, change = apply(previous, result, rules)
-        except Exception as exc:  # a poison record must not stop the agent
-            log.exception("aggregation failed")
-            await _dead_letter(event, Rejected("processing_error", repr(exc)))
-            continue
-        if new is None:
-            agg_metrics.DUPLICATES.inc()
-            continue
-        # Everything goes out before the table write: a crash in between re-delivers the
-        # event and re-emits the same change_id (consumers dedup) and the same links (the
-        # index ignores them), never loses them.
-        if change is not None:
-            if settings.publish:
-                await changes_topic.send(key=key, value=change.to_bytes())
-                await state_topic.send(key=key, value=new.to_bytes())
-                metrics.PIPELINE.produced.labels(SERVICE, _topics.changes).inc()
-                metrics.PIPELINE.produced.labels(SERVICE, _topics.state).inc()
-            agg_metrics.record_change(change, previous, result.ingested_at)
-        if index_changed(previous, new):
-            for link in links_for(new, source_offset=event.message.offset):
-                await index_topic.send(key=link.key(), value=link.to_bytes())
-        alliances[key] = new.to_bytes()
+    """One partnership record at a time: its change, state and index links acknowledged by
+    the broker, then its table write acknowledged, then the record acked (so Faust commits
+    its offset). A crash anywhere before the ack redelivers the record: before the table
+    write, the same change is sent again (same change_id; subscribers dedup), after it, the
+    event is a duplicate and changes nothing. Never a committed offset whose effects are
+    missing (see `shared.faust_app.deliver`)."""
+    async for event in stream.noack().events():
+        sends, write = _outputs(event)
+        await deliver(sends, what="aggregator outputs")
+        if write is not None:
+            await put_acknowledged(alliances, *write, partition=event.message.partition)
+        event.ack()
 
 
 @app.agent(index_topic)
 async def index_companies(stream: faust.StreamT) -> None:
-    """Second stage of the repartition: the worker owning a company's partition updates it."""
-    async for event in stream.events():
+    """Second stage of the repartition: the worker owning a company's partition updates it
+    (acknowledged before the link is acked, as above)."""
+    async for event in stream.noack().events():
         link = decode(CompanyLink, event.value)
         if isinstance(link, Rejected):  # internal topic: only our own records; never expected
             log.error("unreadable company-index record at %s[%s]@%s: %s", event.message.topic,
                       event.message.partition, event.message.offset, link.error)
-            continue
-        updated = add_link(load_index(companies.get(event.key)), link)
-        if updated is not None:
-            companies[event.key] = updated.to_bytes()
+        else:
+            updated = add_link(load_index(companies.get(event.key)), link)
+            if updated is not None:
+                await put_acknowledged(companies, event.key, updated.to_bytes(),
+                                       partition=event.message.partition)
+        event.ack()
 
 
 def active_partitions(table: faust.Table) -> set[int]:
@@ -180,6 +199,29 @@ def local_states() -> list[AllianceState]:
         if raw and key_partition(key) in owned:
             out.append(AllianceState.model_validate_json(raw))
     return out
+
+
+progress = ProgressWatch(kafka().stall_after_s)
+
+
+@app.timer(interval=2.0)
+async def watch_progress() -> None:
+    """Feed the stall check of /health: committed and end offsets of the input partitions
+    (partnerships, company index) this worker is assigned."""
+    if app.rebalancing or not app.tables.recovery.completed.is_set():
+        progress.keep_only(set())  # a rebalance moves partitions: start the clocks again
+        return
+    inputs = {_topics.partnerships, index_topic.get_topic_name()}
+    assigned = {tp for tp in app.consumer.assignment() if tp.topic in inputs}
+    ends = await app.consumer.highwaters(*assigned) if assigned else {}
+    # The consumer's view of the committed offsets: read from the broker at every
+    # assignment (perform_seek), then updated by each commit.
+    committed = app.consumer._committed_offset
+    now = time.monotonic()
+    progress.keep_only({(tp.topic, tp.partition) for tp in assigned})
+    for tp in assigned:
+        progress.observe(tp.topic, tp.partition, committed.get(tp), ends.get(tp), now)
+    metrics.PIPELINE.stalled.labels(SERVICE).set(len(progress.stalls(now)))
 
 
 @app.timer(interval=5.0)
