@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
+CHAOS_ARGS ?=
 
 .DEFAULT_GOAL := help
 
@@ -47,6 +48,9 @@ test: install prometheus node_modules/.package-lock.json ## Run the whole suite 
 bench: install ## Benchmark: throughput, latency at 50 articles/s, extractor speed, memory
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
+chaos: install ## Chaos suite: 10,000 articles, 20 kills and other faults vs a clean run (CHAOS_ARGS="--seed 2")
+	$(BIN)/python -m chaos $(CHAOS_ARGS)
+
 dashboards: install ## Regenerate deploy/grafana/dashboards/*.json from deploy/grafana/generate.py
 	$(BIN)/python deploy/grafana/generate.py
 
@@ -56,4 +60,4 @@ lint: install ## ruff
 clean: ## Remove the virtualenv and run state
 	rm -rf $(VENV) .run .pytest_cache .ruff_cache
 
-.PHONY: help install run test lint clean prometheus bench dashboards
+.PHONY: help install run test lint clean prometheus bench chaos dashboards

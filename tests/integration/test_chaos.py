@@ -70,6 +70,7 @@ def view_ids(cluster: Cluster) -> set[str] | None:
         else None
 
 
+@pytest.mark.timeout(600)
 async def test_aggregator_never_commits_an_offset_whose_writes_were_not_acknowledged(
         aggregator_only: Cluster) -> None:
     """The broker link is slow (each way 250 ms per chunk), so every send takes half a
@@ -107,6 +108,7 @@ async def _drained(cluster: Cluster) -> bool:
     return APP_ID not in await behind(cluster)
 
 
+@pytest.mark.timeout(900)
 def test_chaos_short_form(tmp_path: Path) -> None:
     """`make chaos` in little: 600 articles, 6 kills and the other faults (pauses, cut
     connections, a slow and an unreachable broker), every invariant held."""
@@ -115,7 +117,7 @@ def test_chaos_short_form(tmp_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "chaos", "--articles", "600", "--kills", "6", "--rate", "40",
          "--seed", "7", "--run-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=600, cwd=Path(__file__).resolve().parents[2])
+        capture_output=True, text=True, timeout=840, cwd=Path(__file__).resolve().parents[2])
     assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-4000:]
     assert '"ok": true' in out.stdout
     assert all(name in out.stdout for name in SERVICES)
