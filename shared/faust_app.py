@@ -227,3 +227,4 @@ async def put_acknowledged(table: faust.Table, key: Any, value: Any, partition: 
     worker restores."""
     await deliver([changelog_send(table, key, value, partition)], what=f"{table.name} changelog")
     table.data[key] = value
+    table._sensor_on_set(table, key, value)  # Faust's table metrics, as on_key_set does
