@@ -288,21 +288,25 @@ class StreamProcessor:
         for tp in set(self._committed) - assigned:
             del self._committed[tp]
         for tp in assigned:
-            await record_lag(self.service, self.consumer, tp)
+            position = await record_lag(self.service, self.consumer, tp)
             if tp not in self._committed:  # newly assigned: what the group committed
                 with contextlib.suppress(KafkaError):
                     self._committed[tp] = await self.consumer.committed(tp)
             self.progress.observe(tp.topic, tp.partition, self._committed.get(tp),
-                                  self.consumer.highwater(tp), now)
+                                  self.consumer.highwater(tp), now, position)
         metrics.PIPELINE.stalled.labels(self.service).set(len(self.progress.stalls(now)))
 
 
-async def record_lag(service: str, consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:
-    """Lag = high watermark - position, per partition (right on Tansu thanks to batch size 1)."""
+async def record_lag(service: str, consumer: AIOKafkaConsumer, tp: TopicPartition
+                     ) -> int | None:
+    """Lag = high watermark - position, per partition (right on Tansu thanks to batch size 1).
+    Returns the position (None when unknown)."""
     highwater = consumer.highwater(tp)
     if highwater is None:
-        return
+        return None
     with contextlib.suppress(KafkaError, AssertionError):
         position = await consumer.position(tp)
         metrics.PIPELINE.lag.labels(service, tp.topic, str(tp.partition)).set(
             max(0, highwater - position))
+        return position
+    return None

@@ -220,7 +220,9 @@ async def watch_progress() -> None:
     now = time.monotonic()
     progress.keep_only({(tp.topic, tp.partition) for tp in assigned})
     for tp in assigned:
-        progress.observe(tp.topic, tp.partition, committed.get(tp), ends.get(tp), now)
+        position = await app.consumer.position(tp)
+        progress.observe(tp.topic, tp.partition, committed.get(tp), ends.get(tp), now,
+                         position)
     metrics.PIPELINE.stalled.labels(SERVICE).set(len(progress.stalls(now)))
 
 

@@ -157,3 +157,16 @@ def test_progress_watch_reports_a_partition_behind_and_not_moving() -> None:
     assert watch.stalls(now=62) != []
     watch.keep_only(set())  # revoked: not ours any more
     assert watch.stalls(now=100) == []
+
+
+def test_a_partition_waiting_its_turn_behind_a_busy_one_is_not_stalled() -> None:
+    """With a backlog a client drains one partition's buffer before the next: B waits (its
+    position is its committed offset) while A moves. Records taken and never finished
+    (position past committed: what Faust's dropped fetches looked like) are a stall."""
+    watch = ProgressWatch(stall_after_s=30)
+    for now in range(0, 61, 5):
+        watch.observe("t", 0, committed=now, end=1000, now=now, position=now + 32)
+        watch.observe("t", 1, committed=7, end=500, now=now, position=7)
+    assert watch.stalls(now=60) == []
+    watch.observe("t", 1, committed=7, end=500, now=61, position=500)  # taken, not done
+    assert [s.partition for s in watch.stalls(now=61)] == [1]
