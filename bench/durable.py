@@ -115,6 +115,7 @@ def measure(option: str, articles: int, work: Path, s3rver_dir: Path | None,
         broker_port = free_port()
         stack = _stack(option, run_dir, broker_port, ports, s3)
         bench = Bench(run_dir, stack)
+        bench.http = httpx.AsyncClient(timeout=600)  # a POST of 100 articles on s3 is slow
         if option == "s3":
             stack.broker.start(timeout=60)
         with bench:
@@ -179,7 +180,12 @@ def main(argv: list[str] | None = None) -> int:
             if option == "s3" and not args.s3rver:
                 console.print("s3: skipped (no --s3rver)")
                 continue
-            rows.append(measure(option, args.articles, work, args.s3rver, console))
+            try:
+                rows.append(measure(option, args.articles, work, args.s3rver, console))
+            except Exception as exc:  # report the others all the same
+                console.print(f"{option}: failed: {exc!r}")
+                continue
+            console.print(json.dumps(asdict(rows[-1])))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     table = Table(title=f"durable local run: {args.articles} generated articles")
