@@ -96,6 +96,20 @@ def _stack(option: str, run_dir: Path, broker_port: int, ports: dict[str, int],
                  journal_dir=journal)
 
 
+def _settled_count(api: str, quiet_s: float = 10.0, timeout: float = 600) -> int:
+    """The view's alliance count once it has not changed for `quiet_s` (the aggregator has
+    consumed every event when the bench says drained, but its writes may still be on the way:
+    on slow storage, for a while)."""
+    deadline = time.monotonic() + timeout
+    count, since = _view_count(api), time.monotonic()
+    while time.monotonic() - since < quiet_s and time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = _view_count(api)
+        if now != count:
+            count, since = now, time.monotonic()
+    return count
+
+
 def _view_count(api: str) -> int:
     try:
         resp = httpx.get(api, timeout=5)
@@ -122,7 +136,7 @@ def measure(option: str, articles: int, work: Path, s3rver_dir: Path | None,
             stream = synthetic_articles(articles, seed=11)
             result = asyncio.run(_throughput(bench, stream))
             api = stack.services["aggregator"].base_url + "/alliances"
-            alliances = _view_count(api)
+            alliances = _settled_count(api)
         console.print(f"{option}: {result.articles_per_s:.1f} articles/s, {alliances} "
                       "alliances; restarting")
         started = time.monotonic()
