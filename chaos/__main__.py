@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--rate", type=float, default=60.0,
                         help="articles/s offered in the faulted run (default 60)")
-    parser.add_argument("--drain-timeout", type=float, default=240.0)
+    parser.add_argument("--drain-timeout", type=float, default=180.0,
+                        help="give up draining when no offset moved this long")
     parser.add_argument("--run-dir", type=Path, default=None)
     args = parser.parse_args(argv)
 

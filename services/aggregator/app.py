@@ -32,7 +32,7 @@ from services.aggregator.routing import partition_for
 from services.aggregator.state import Rules, apply
 from shared import metrics
 from shared.contracts import AllianceState, DeadLetter, PartnershipEvent
-from shared.faust_app import deliver, make_app, put_acknowledged, record_send
+from shared.faust_app import ack, deliver, make_app, put_acknowledged, record_send
 from shared.kafka import Rejected, decode
 from shared.progress import ProgressWatch
 from shared.settings import AggregatorSettings, kafka, load, topics
@@ -158,19 +158,23 @@ async def aggregate(stream: faust.StreamT) -> None:
     write, the same change is sent again (same change_id; subscribers dedup), after it, the
     event is a duplicate and changes nothing. Never a committed offset whose effects are
     missing (see `shared.faust_app.deliver`)."""
-    async for event in stream.noack().events():
+    manual = stream.noack()
+    async for event in manual.events():
+        time_in = app.monitor.time()
         sends, write = _outputs(event)
         await deliver(sends, what="aggregator outputs")
         if write is not None:
             await put_acknowledged(alliances, *write, partition=event.message.partition)
-        event.ack()
+        ack(app, manual, event, time_in)
 
 
 @app.agent(index_topic)
 async def index_companies(stream: faust.StreamT) -> None:
     """Second stage of the repartition: the worker owning a company's partition updates it
     (acknowledged before the link is acked, as above)."""
-    async for event in stream.noack().events():
+    manual = stream.noack()
+    async for event in manual.events():
+        time_in = app.monitor.time()
         link = decode(CompanyLink, event.value)
         if isinstance(link, Rejected):  # internal topic: only our own records; never expected
             log.error("unreadable company-index record at %s[%s]@%s: %s", event.message.topic,
@@ -180,7 +184,7 @@ async def index_companies(stream: faust.StreamT) -> None:
             if updated is not None:
                 await put_acknowledged(companies, event.key, updated.to_bytes(),
                                        partition=event.message.partition)
-        event.ack()
+        ack(app, manual, event, time_in)
 
 
 def active_partitions(table: faust.Table) -> set[int]:
