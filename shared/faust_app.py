@@ -206,10 +206,11 @@ async def _acknowledged(sent: Any) -> Any:
     return await sent
 
 
-def record_send(topic: faust.TopicT, key: bytes, value: bytes, partition: int | None = None
+def record_send(topic: faust.TopicT, key: bytes, value: bytes, partition: int | None = None,
+                headers: dict[str, bytes] | None = None
                 ) -> Callable[[], Awaitable[Awaitable[Any]]]:
     """A send of one record to `topic`, for `deliver`."""
-    return lambda: topic.send(key=key, value=value, partition=partition)
+    return lambda: topic.send(key=key, value=value, partition=partition, headers=headers)
 
 
 def changelog_send(table: faust.Table, key: Any, value: Any, partition: int

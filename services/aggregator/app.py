@@ -40,6 +40,8 @@ from shared.settings import AggregatorSettings, kafka, load, topics
 log = logging.getLogger(__name__)
 SERVICE = "aggregator"
 Send = Callable[[], Awaitable[Awaitable[Any]]]
+#: Header of every AllianceChange: "<input partition>@<offset>" of the record that caused it.
+SOURCE_HEADER = "radar-source"
 
 settings = load(AggregatorSettings)
 _topics = topics()
@@ -116,38 +118,105 @@ def _check_placement(event: faust.EventT, result: PartnershipEvent) -> Rejected 
     return None
 
 
-def _outputs(event: faust.EventT) -> tuple[list[Send], tuple[bytes, bytes] | None]:
-    """What one partnership record causes: the sends (change, state, index links, or a dead
-    letter) and the table write, decided from the table as it is (pure but for metrics)."""
+def _outputs(event: faust.EventT) -> tuple[list[Send], Send | None, tuple[bytes, bytes] | None]:
+    """What one partnership record causes: the sends (state, index links, or a dead letter),
+    the change send, and the table write, decided from the table as it is (pure but for
+    metrics). The change goes to the partition of the record that caused it, marked with
+    its offset (see `EmittedChanges`)."""
     metrics.PIPELINE.consumed.labels(SERVICE, event.message.topic).inc()
     result = decode(PartnershipEvent, event.value)
     if isinstance(result, Rejected):
-        return _dead_letter(event, result), None
+        return _dead_letter(event, result), None, None
     misplaced = _check_placement(event, result)
     if misplaced is not None:
-        return _dead_letter(event, misplaced), None
+        return _dead_letter(event, misplaced), None, None
     key = result.key()
     try:
         previous = load_state(alliances.get(key))
         new, change = apply(previous, result, rules)
     except Exception as exc:  # a poison record must not stop the agent
         log.exception("aggregation failed")
-        return _dead_letter(event, Rejected("processing_error", repr(exc))), None
+        return _dead_letter(event, Rejected("processing_error", repr(exc))), None, None
     if new is None:
         agg_metrics.DUPLICATES.inc()
-        return [], None
+        return [], None, None
     sends: list[Send] = []
+    change_send: Send | None = None
     if change is not None:
         if settings.publish:
-            sends += [record_send(changes_topic, key, change.to_bytes()),
-                      record_send(state_topic, key, new.to_bytes())]
+            msg = event.message
+            change_send = record_send(changes_topic, key, change.to_bytes(),
+                                      partition=msg.partition,
+                                      headers={SOURCE_HEADER: f"{msg.partition}@{msg.offset}"
+                                               .encode()})
+            sends.append(record_send(state_topic, key, new.to_bytes()))
             metrics.PIPELINE.produced.labels(SERVICE, _topics.changes).inc()
             metrics.PIPELINE.produced.labels(SERVICE, _topics.state).inc()
         agg_metrics.record_change(change, previous, result.ingested_at)
     if index_changed(previous, new):
         sends += [record_send(index_topic, link.key(), link.to_bytes())
                   for link in links_for(new, source_offset=event.message.offset)]
-    return sends, (key, new.to_bytes())
+    return sends, change_send, (key, new.to_bytes())
+
+
+class EmittedChanges:
+    """Per input partition, the highest input offset whose change is on the change topic.
+
+    The change of a record is acknowledged before its table write; a crash in between
+    redelivers the record to a table without it, and the same change would go out again.
+    Changes of input partition p go to partition p of the change topic, in input order,
+    each marked with its source offset (header `radar-source`, "p@offset"), so after a
+    (re)assignment the tail of that partition says how far changes were sent: a redelivered
+    record at or below it sends its change no more. Read once per partition and rebalance.
+    """
+
+    def __init__(self) -> None:
+        self._upto: dict[int, int] = {}
+        self._generation: int | None = None
+        self._reader: Any = None
+
+    def record(self, partition: int, offset: int) -> None:
+        self._upto[partition] = max(offset, self._upto.get(partition, -1))
+
+    async def upto(self, partition: int) -> int:
+        if self._generation != app.consumer_generation_id:
+            self._upto.clear()
+            self._generation = app.consumer_generation_id
+        if partition not in self._upto:
+            self._upto[partition] = await self._read_tail(partition)
+        return self._upto[partition]
+
+    async def _read_tail(self, partition: int, last: int = 100) -> int:
+        from aiokafka.structs import TopicPartition
+
+        from shared.kafka import make_consumer
+
+        if self._reader is None:
+            self._reader = make_consumer(kafka(), group_id=None,
+                                         client_id="radar-aggregator-fence")
+            await self._reader.start()
+        tp = TopicPartition(_topics.changes, partition)
+        self._reader.assign([tp])
+        end = (await self._reader.end_offsets([tp]))[tp]
+        self._reader.seek(tp, max(0, end - last))
+        found = -1
+        deadline = time.monotonic() + 30
+        while await self._reader.position(tp) < end and time.monotonic() < deadline:
+            for record in (await self._reader.getmany(tp, timeout_ms=500)).get(tp, []):
+                found = max(found, _source_offset(record.headers, partition))
+        return found
+
+
+def _source_offset(headers: Any, partition: int) -> int:
+    for name, value in headers or ():
+        if name == SOURCE_HEADER:
+            where, _, offset = value.decode(errors="replace").partition("@")
+            if where == str(partition) and offset.isdigit():
+                return int(offset)
+    return -1
+
+
+emitted = EmittedChanges()
 
 
 @app.agent(partnerships_topic)
@@ -161,8 +230,19 @@ async def aggregate(stream: faust.StreamT) -> None:
     manual = stream.noack()
     async for event in manual.events():
         time_in = app.monitor.time()
-        sends, write = _outputs(event)
+        sends, change_send, write = _outputs(event)
+        msg = event.message
+        if change_send is not None:
+            if msg.offset <= await emitted.upto(msg.partition):
+                log.info("change of %s[%s]@%s is already on %s (sent before a restart); "
+                         "not sent again", msg.topic, msg.partition, msg.offset,
+                         _topics.changes)
+                agg_metrics.CHANGES_NOT_RESENT.inc()
+            else:
+                sends.append(change_send)
         await deliver(sends, what="aggregator outputs")
+        if change_send is not None:
+            emitted.record(msg.partition, msg.offset)
         if write is not None:
             await put_acknowledged(alliances, *write, partition=event.message.partition)
         ack(app, manual, event, time_in)
