@@ -226,7 +226,9 @@ def ack(app: faust.App, stream: faust.StreamT, event: faust.EventT, time_in: flo
     """Ack an event of a `noack()` stream, with the sensor calls Faust makes when it acks
     one itself (event runtime, active events and messages), so its metrics stay whole."""
     message = event.message
-    state = {"time_in": time_in, "time_out": None, "time_total": None}
+    # The sensor delegate hands each sensor its own state, as on_stream_event_in made it.
+    state = {sensor: {"time_in": time_in, "time_out": None, "time_total": None}
+             for sensor in app.sensors}
     last = event.ack()
     app.sensors.on_stream_event_out(message.tp, message.offset, stream, event, state)
     if last:
