@@ -79,7 +79,10 @@ def make_consumer(kafka: KafkaSettings, *topics: str, group_id: str | None,
 
 async def ensure_topics(kafka: KafkaSettings, topics: TopicSettings,
                         names: Sequence[str], compacted: Sequence[str] = ()) -> None:
-    """Create missing topics (idempotent; racing creators are fine)."""
+    """Create missing topics (idempotent; racing creators are fine). Waits for the broker
+    first: a service (re)started while the broker is briefly unreachable waits for it instead
+    of exiting (found by the chaos suite: a restart during a broker outage)."""
+    await wait_for_broker(kafka.bootstrap_servers, timeout=120.0)
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers,
                                 client_id="radar-admin",
                                 request_timeout_ms=kafka.request_timeout_ms)
