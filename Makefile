@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
+CHAOS_ARGS ?=
 
 .DEFAULT_GOAL := help
 
@@ -54,6 +55,9 @@ train: install ## Retrain the partnership model from corpus/ (deterministic; rew
 eval: install ## Score the shipped extractor on the frozen held-out slice (and calibration)
 	$(BIN)/radar eval
 
+chaos: install ## Chaos suite: 10,000 articles, 20 kills and other faults vs a clean run (CHAOS_ARGS="--seed 2")
+	$(BIN)/python -m chaos $(CHAOS_ARGS)
+
 dashboards: install ## Regenerate deploy/grafana/dashboards/*.json from deploy/grafana/generate.py
 	$(BIN)/python deploy/grafana/generate.py
 
@@ -63,4 +67,4 @@ lint: install ## ruff
 clean: ## Remove the virtualenv and run state
 	rm -rf $(VENV) .run .pytest_cache .ruff_cache
 
-.PHONY: help install run test lint clean prometheus bench dashboards train eval
+.PHONY: help install run test lint clean prometheus bench chaos dashboards train eval

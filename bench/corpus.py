@@ -234,3 +234,56 @@ def news_mix(count: int, seed: int = 1987, reuters_dir: Path = REUTERS_DIR,
                for n in range(count // max(len(pool), 1) + 1) for a in pool][:count]
         return out, f"Reuters-21578 TRAIN ({len(pool)} documents)"
     return synthetic_articles(count, seed), "generated newswire (~10% partnerships)"
+
+
+#: Stage walks of one alliance's news, oldest first (revivals and dead ends included).
+_STAGE_WALKS = (
+    ("rumored", "talks", "agreed", "active"),
+    ("talks", "agreed", "active", "ended"),
+    ("rumored", "talks", "failed"),
+    ("talks", "failed", "talks", "agreed"),
+    ("agreed", "active", "ended", "rumored"),
+    ("rumored", "agreed", "talks", "active"),
+)
+
+
+def alliance_stories(count: int, alliances: int, seed: int = 1987,
+                     id_prefix: str = "story") -> list[Article]:
+    """`count` partnership stories about `alliances` company pairs, each pair's news walking
+    through stages (so later stories move, or do not move, an existing alliance). Mostly in
+    publication order, with about one in eight stories published earlier than the one
+    before it (a late report), so that arrival order and publication order differ."""
+    rng = random.Random(seed)
+    names = _Names(rng)
+    pairs = [(names.new(), names.new(), rng.choice(_STAGE_WALKS), rng.choice(_AREAS))
+             for _ in range(alliances)]
+    progress = [0] * alliances
+    start = datetime(2025, 3, 3, 8, 0, tzinfo=UTC)
+    out = []
+    for i in range(count):
+        n = rng.randrange(alliances)
+        (a_full, a), (b_full, b), walk, area = pairs[n]
+        stage = walk[progress[n] % len(walk)]
+        step = progress[n]
+        progress[n] += 1
+        late = rng.random() < 0.125 and step > 0
+        when = start + timedelta(days=30 * (step - (2 if late else 0)) + n % 28,
+                                 minutes=rng.randint(0, 600))
+        headline, lead, follow = _PARTNERSHIP[stage]
+        (c_full, c), (d_full, d) = names.new(), names.new()
+        fields = {"A": a_full, "B": b_full, "a": a, "b": b, "area": area,
+                  "day": _DAYS[when.weekday() % len(_DAYS)], "pct": rng.randint(2, 40),
+                  "amount": rng.randint(20, 900), "amount2": rng.randint(900, 9000),
+                  "cents": rng.randint(5, 99), "price": rng.randint(5, 120),
+                  "updown": rng.choice(("rose", "fell")), "commodity": "copper",
+                  "Commodity": "Copper",
+                  "mood": rng.choice(("weak", "firm", "steady", "strong", "uneven"))}
+        # Other news in the same wire item, about a third company: no two stories of one
+        # pair read alike, so none is dropped as a near duplicate of another.
+        filler = rng.choice(_OTHER)[1].format(**fields | {"A": c_full, "a": c, "B": d_full, "b": d})
+        dateline = f"{rng.choice(_CITIES)}, {_MONTH_NAMES[when.month - 1]} {when.day} - "
+        body = f"{lead} {follow}".format(**fields) + f" In other news, {filler}"
+        out.append(Article(f"{id_prefix}-{seed}-{i:06d}", headline.format(**fields),
+                           dateline + body, when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                           "Synthetic Wire"))
+    return out

@@ -88,11 +88,12 @@ class LatencyFigures:
 class Bench:
     """A stack on free ports with its own broker, and the probes the measurements use."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, stack: Stack | None = None) -> None:
         self.topics = TopicSettings()
-        self.stack = Stack(run_dir=run_dir, broker_port=free_port(),
-                           ports={name: free_port() for name in SERVICES},
-                           extra_env={"RADAR_PROFILE": "embedded", "RADAR_LOG_LEVEL": "WARNING"})
+        self.stack = stack or Stack(
+            run_dir=run_dir, broker_port=free_port(),
+            ports={name: free_port() for name in SERVICES},
+            extra_env={"RADAR_PROFILE": "embedded", "RADAR_LOG_LEVEL": "WARNING"})
         self.http = httpx.AsyncClient(timeout=60)
 
     def __enter__(self) -> Bench:

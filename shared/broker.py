@@ -70,17 +70,23 @@ class EmbeddedBroker:
     """Start, health-check and stop one Tansu process."""
 
     def __init__(self, port: int = 9092, host: str = "127.0.0.1",
-                 log_path: Path | None = None) -> None:
+                 log_path: Path | None = None, advertised_port: int | None = None,
+                 storage: str = "memory://tansu/", env: dict[str, str] | None = None) -> None:
         if not host.startswith("127.") and host not in ("localhost", "::1"):
             raise BrokerError(f"the embedded broker binds loopback only, not {host!r}")
         self.host = host
         self.port = port
         self.log_path = log_path
+        # Another port clients should use (a proxy in front of the broker); default: `port`.
+        self.advertised_port = advertised_port or port
+        # memory:// (default) or s3://BUCKET/ with AWS_* settings in `env` (bench/durable.py)
+        self.storage = storage
+        self.extra_env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def bootstrap_servers(self) -> str:
-        return f"{self.host}:{self.port}"
+        return f"{self.host}:{self.advertised_port}"
 
     def start(self, timeout: float = 20.0) -> EmbeddedBroker:
         if not port_is_free(self.host, self.port):
@@ -88,14 +94,15 @@ class EmbeddedBroker:
                               "running? Stop it or pick another port (--port / "
                               "RADAR_BROKER_PORT).")
         url = f"tcp://{self.host}:{self.port}"
+        advertised = f"tcp://{self.host}:{self.advertised_port}"
         cmd = [broker_binary(), "broker", "--listener-url", url,
-               "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"]
+               "--advertised-listener-url", advertised, "--storage-engine", self.storage]
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        env = os.environ | {"RUST_LOG": os.environ.get("RUST_LOG", "warn")}
+        env = os.environ | {"RUST_LOG": os.environ.get("RUST_LOG", "warn")} | self.extra_env
         self.process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
                                         start_new_session=True, preexec_fn=die_with_parent)
         try:
-            asyncio.run(wait_for_broker(self.bootstrap_servers, timeout))
+            asyncio.run(wait_for_broker(f"{self.host}:{self.port}", timeout))
         except TimeoutError as exc:
             code = self.process.poll()
             self.stop()

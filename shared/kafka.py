@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from shared import metrics
 from shared.contracts import Contract, DeadLetter
+from shared.progress import ProgressWatch
 from shared.settings import KafkaSettings, TopicSettings
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,10 @@ def make_consumer(kafka: KafkaSettings, *topics: str, group_id: str | None,
 
 async def ensure_topics(kafka: KafkaSettings, topics: TopicSettings,
                         names: Sequence[str], compacted: Sequence[str] = ()) -> None:
-    """Create missing topics (idempotent; racing creators are fine)."""
+    """Create missing topics (idempotent; racing creators are fine). Waits for the broker
+    first: a service (re)started while the broker is briefly unreachable waits for it instead
+    of exiting (found by the chaos suite: a restart during a broker outage)."""
+    await wait_for_broker(kafka.bootstrap_servers, timeout=120.0)
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers,
                                 client_id="radar-admin",
                                 request_timeout_ms=kafka.request_timeout_ms)
@@ -203,10 +207,15 @@ class StreamProcessor:
         self.producer = make_producer(kafka, client_id=f"radar-{service}")
         self._started = False
         self._lag_refreshed = 0.0
+        self.progress = ProgressWatch(kafka.stall_after_s)
+        self._committed: dict[TopicPartition, int | None] = {}
 
     @property
     def ready(self) -> bool:
-        return self._started and bool(self.consumer.assignment())
+        """Started, assigned, and no assigned partition stalled (behind its end with a
+        committed offset that has not moved for RADAR_STALL_AFTER_S)."""
+        return (self._started and bool(self.consumer.assignment())
+                and not self.progress.stalls(time.monotonic()))
 
     async def start(self) -> None:
         await self.producer.start()
@@ -226,6 +235,7 @@ class StreamProcessor:
             for tp, records in batches.items():
                 await self.process(records)
                 await self.consumer.commit({tp: records[-1].offset + 1})
+                self._committed[tp] = records[-1].offset + 1
             await self._refresh_lag()
 
     async def process(self, records: list[ConsumerRecord]) -> None:
@@ -276,16 +286,30 @@ class StreamProcessor:
         if now - self._lag_refreshed < 1.0:
             return
         self._lag_refreshed = now
-        for tp in self.consumer.assignment():
-            await record_lag(self.service, self.consumer, tp)
+        assigned = self.consumer.assignment()
+        self.progress.keep_only({(tp.topic, tp.partition) for tp in assigned})
+        for tp in set(self._committed) - assigned:
+            del self._committed[tp]
+        for tp in assigned:
+            position = await record_lag(self.service, self.consumer, tp)
+            if tp not in self._committed:  # newly assigned: what the group committed
+                with contextlib.suppress(KafkaError):
+                    self._committed[tp] = await self.consumer.committed(tp)
+            self.progress.observe(tp.topic, tp.partition, self._committed.get(tp),
+                                  self.consumer.highwater(tp), now, position)
+        metrics.PIPELINE.stalled.labels(self.service).set(len(self.progress.stalls(now)))
 
 
-async def record_lag(service: str, consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:
-    """Lag = high watermark - position, per partition (right on Tansu thanks to batch size 1)."""
+async def record_lag(service: str, consumer: AIOKafkaConsumer, tp: TopicPartition
+                     ) -> int | None:
+    """Lag = high watermark - position, per partition (right on Tansu thanks to batch size 1).
+    Returns the position (None when unknown)."""
     highwater = consumer.highwater(tp)
     if highwater is None:
-        return
+        return None
     with contextlib.suppress(KafkaError, AssertionError):
         position = await consumer.position(tp)
         metrics.PIPELINE.lag.labels(service, tp.topic, str(tp.partition)).set(
             max(0, highwater - position))
+        return position
+    return None

@@ -24,6 +24,7 @@ class PipelineMetrics:
     processing_seconds: Histogram
     lag: Gauge
     up: Gauge
+    stalled: Gauge
 
 
 PIPELINE = PipelineMetrics(
@@ -40,7 +41,12 @@ PIPELINE = PipelineMetrics(
               ["service", "topic", "partition"]),
     up=Gauge("radar_service_ready", "1 when the service is connected and assigned.",
              ["service"]),
+    stalled=Gauge("radar_stalled_partitions", "Consumed partitions behind their end whose "
+                  "committed offset has not moved for RADAR_STALL_AFTER_S.", ["service"]),
 )
+
+SEND_RETRIES = Counter("radar_send_retries_total", "Records sent again because the broker did "
+                       "not acknowledge them (connection lost, timeout).", ["what"])
 
 
 Readiness = Callable[[], tuple[bool, dict[str, object]]]

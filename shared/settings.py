@@ -46,6 +46,9 @@ class KafkaSettings(BaseSettings):
     fetch_max_wait_ms: int | None = Field(None, ge=10, description="Longest a consumer fetch "
                                           "waits for data; default 100 embedded, 500 kafka "
                                           "(bounds latency per hop).")
+    stall_after_s: float = Field(30.0, gt=0, description="A consumed partition whose committed "
+                                 "offset stays behind its end this long makes /health answer "
+                                 "503 (stalled), naming the partition.")
 
     @property
     def embedded(self) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -33,6 +34,7 @@ from services.aggregator.app import (
     load_index,
     load_state,
     local_states,
+    progress,
     settings,
 )
 from services.aggregator.index import company_key
@@ -276,9 +278,11 @@ def readiness() -> Health:
     assigned = len(consumer.assignment()) if consumer is not None else 0
     recovered = app.tables.recovery.completed.is_set()
     ready = bool(app.started and assigned and recovered and not app.rebalancing)
+    stalls = progress.stalls(time.monotonic()) if ready else []
     owned = sorted(active_partitions(alliances)) if consumer is not None else []
     metadata = app.router.table_metadata(alliances.name) if consumer is not None else {}
-    return Health(service=SERVICE, status="ready" if ready else "starting",
+    status = ("stalled" if stalls else "ready") if ready else "starting"
+    return Health(service=SERVICE, status=status, stalled=[s.as_json() for s in stalls],
                   assigned_partitions=assigned, recovered=recovered, partitions=owned,
                   alliances=_local_count(alliances, owned),
                   workers=workers(metadata, _changelog(alliances)), worker=_me())
@@ -291,3 +295,4 @@ class HealthPage(View):
         ready = health.status == "ready"
         metrics.PIPELINE.up.labels(SERVICE).set(1 if ready else 0)
         return _send(self, health, status=200 if ready else 503)
+

@@ -12,6 +12,8 @@ only the Kafka wiring; the rules are in `state.py` and `index.py`.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
@@ -30,12 +32,16 @@ from services.aggregator.routing import partition_for
 from services.aggregator.state import Rules, apply
 from shared import metrics
 from shared.contracts import AllianceState, DeadLetter, PartnershipEvent
-from shared.faust_app import make_app
+from shared.faust_app import ack, deliver, make_app, put_acknowledged, record_send
 from shared.kafka import Rejected, decode
+from shared.progress import ProgressWatch
 from shared.settings import AggregatorSettings, kafka, load, topics
 
 log = logging.getLogger(__name__)
 SERVICE = "aggregator"
+Send = Callable[[], Awaitable[Awaitable[Any]]]
+#: Header of every AllianceChange: "<input partition>@<offset>" of the record that caused it.
+SOURCE_HEADER = "radar-source"
 
 settings = load(AggregatorSettings)
 _topics = topics()
@@ -84,17 +90,18 @@ def key_partition(key: bytes) -> int:
     return partition_for(key, _topics.partitions)
 
 
-async def _dead_letter(event: faust.EventT, rejected: Rejected) -> None:
+def _dead_letter(event: faust.EventT, rejected: Rejected) -> list[Send]:
+    """The dead-letter send for `event` (none when publishing is off)."""
     msg = event.message
     log.warning("dead-lettering %s[%s]@%s: %s", msg.topic, msg.partition, msg.offset,
                 rejected.error)
     metrics.PIPELINE.dlq.labels(SERVICE, msg.topic, rejected.reason).inc()
     if not settings.publish:
-        return
+        return []
     letter = DeadLetter(service=SERVICE, topic_name=msg.topic, partition=msg.partition,
                         offset=msg.offset, record_key=event.key, record_value=event.value,
                         reason=rejected.reason, error=rejected.error[:2000])
-    await dlq_topic.send(key=letter.key(), value=letter.to_bytes())
+    return [record_send(dlq_topic, letter.key(), letter.to_bytes())]
 
 
 def _check_placement(event: faust.EventT, result: PartnershipEvent) -> Rejected | None:
@@ -111,57 +118,153 @@ def _check_placement(event: faust.EventT, result: PartnershipEvent) -> Rejected 
     return None
 
 
+def _outputs(event: faust.EventT) -> tuple[list[Send], Send | None, tuple[bytes, bytes] | None]:
+    """What one partnership record causes: the sends (state, index links, or a dead letter),
+    the change send, and the table write, decided from the table as it is (pure but for
+    metrics). The change goes to the partition of the record that caused it, marked with
+    its offset (see `EmittedChanges`)."""
+    metrics.PIPELINE.consumed.labels(SERVICE, event.message.topic).inc()
+    result = decode(PartnershipEvent, event.value)
+    if isinstance(result, Rejected):
+        return _dead_letter(event, result), None, None
+    misplaced = _check_placement(event, result)
+    if misplaced is not None:
+        return _dead_letter(event, misplaced), None, None
+    key = result.key()
+    try:
+        previous = load_state(alliances.get(key))
+        new, change = apply(previous, result, rules)
+    except Exception as exc:  # a poison record must not stop the agent
+        log.exception("aggregation failed")
+        return _dead_letter(event, Rejected("processing_error", repr(exc))), None, None
+    if new is None:
+        agg_metrics.DUPLICATES.inc()
+        return [], None, None
+    sends: list[Send] = []
+    change_send: Send | None = None
+    if change is not None:
+        if settings.publish:
+            msg = event.message
+            change_send = record_send(changes_topic, key, change.to_bytes(),
+                                      partition=msg.partition,
+                                      headers={SOURCE_HEADER: f"{msg.partition}@{msg.offset}"
+                                               .encode()})
+            sends.append(record_send(state_topic, key, new.to_bytes()))
+            metrics.PIPELINE.produced.labels(SERVICE, _topics.changes).inc()
+            metrics.PIPELINE.produced.labels(SERVICE, _topics.state).inc()
+        agg_metrics.record_change(change, previous, result.ingested_at)
+    if index_changed(previous, new):
+        sends += [record_send(index_topic, link.key(), link.to_bytes())
+                  for link in links_for(new, source_offset=event.message.offset)]
+    return sends, change_send, (key, new.to_bytes())
+
+
+class EmittedChanges:
+    """Per input partition, the highest input offset whose change is on the change topic.
+
+    The change of a record is acknowledged before its table write; a crash in between
+    redelivers the record to a table without it, and the same change would go out again.
+    Changes of input partition p go to partition p of the change topic, in input order,
+    each marked with its source offset (header `radar-source`, "p@offset"), so after a
+    (re)assignment the tail of that partition says how far changes were sent: a redelivered
+    record at or below it sends its change no more. Read once per partition and rebalance.
+    """
+
+    def __init__(self) -> None:
+        self._upto: dict[int, int] = {}
+        self._generation: int | None = None
+        self._reader: Any = None
+
+    def record(self, partition: int, offset: int) -> None:
+        self._upto[partition] = max(offset, self._upto.get(partition, -1))
+
+    async def upto(self, partition: int) -> int:
+        if self._generation != app.consumer_generation_id:
+            self._upto.clear()
+            self._generation = app.consumer_generation_id
+        if partition not in self._upto:
+            self._upto[partition] = await self._read_tail(partition)
+        return self._upto[partition]
+
+    async def _read_tail(self, partition: int, last: int = 100) -> int:
+        from aiokafka.structs import TopicPartition
+
+        from shared.kafka import make_consumer
+
+        if self._reader is None:
+            self._reader = make_consumer(kafka(), group_id=None,
+                                         client_id="radar-aggregator-fence")
+            await self._reader.start()
+        tp = TopicPartition(_topics.changes, partition)
+        self._reader.assign([tp])
+        end = (await self._reader.end_offsets([tp]))[tp]
+        self._reader.seek(tp, max(0, end - last))
+        found = -1
+        deadline = time.monotonic() + 30
+        while await self._reader.position(tp) < end and time.monotonic() < deadline:
+            for record in (await self._reader.getmany(tp, timeout_ms=500)).get(tp, []):
+                found = max(found, _source_offset(record.headers, partition))
+        return found
+
+
+def _source_offset(headers: Any, partition: int) -> int:
+    for name, value in headers or ():
+        if name == SOURCE_HEADER:
+            where, _, offset = value.decode(errors="replace").partition("@")
+            if where == str(partition) and offset.isdigit():
+                return int(offset)
+    return -1
+
+
+emitted = EmittedChanges()
+
+
 @app.agent(partnerships_topic)
 async def aggregate(stream: faust.StreamT) -> None:
-    async for event in stream.events():
-        metrics.PIPELINE.consumed.labels(SERVICE, event.message.topic).inc()
-        result = decode(PartnershipEvent, event.value)
-        if isinstance(result, Rejected):
-            await _dead_letter(event, result)
-            continue
-        misplaced = _check_placement(event, result)
-        if misplaced is not None:
-            await _dead_letter(event, misplaced)
-            continue
-        key = result.key()
-        try:
-            previous = load_state(alliances.get(key))
-            new, change = apply(previous, result, rules)
-        except Exception as exc:  # a poison record must not stop the agent
-            log.exception("aggregation failed")
-            await _dead_letter(event, Rejected("processing_error", repr(exc)))
-            continue
-        if new is None:
-            agg_metrics.DUPLICATES.inc()
-            continue
-        # Everything goes out before the table write: a crash in between re-delivers the
-        # event and re-emits the same change_id (consumers dedup) and the same links (the
-        # index ignores them), never loses them.
-        if change is not None:
-            if settings.publish:
-                await changes_topic.send(key=key, value=change.to_bytes())
-                await state_topic.send(key=key, value=new.to_bytes())
-                metrics.PIPELINE.produced.labels(SERVICE, _topics.changes).inc()
-                metrics.PIPELINE.produced.labels(SERVICE, _topics.state).inc()
-            agg_metrics.record_change(change, previous, result.ingested_at)
-        if index_changed(previous, new):
-            for link in links_for(new, source_offset=event.message.offset):
-                await index_topic.send(key=link.key(), value=link.to_bytes())
-        alliances[key] = new.to_bytes()
+    """One partnership record at a time: its change, state and index links acknowledged by
+    the broker, then its table write acknowledged, then the record acked (so Faust commits
+    its offset). A crash anywhere before the ack redelivers the record: before the table
+    write, the same change is sent again (same change_id; subscribers dedup), after it, the
+    event is a duplicate and changes nothing. Never a committed offset whose effects are
+    missing (see `shared.faust_app.deliver`)."""
+    manual = stream.noack()
+    async for event in manual.events():
+        time_in = app.monitor.time()
+        sends, change_send, write = _outputs(event)
+        msg = event.message
+        if change_send is not None:
+            if msg.offset <= await emitted.upto(msg.partition):
+                log.info("change of %s[%s]@%s is already on %s (sent before a restart); "
+                         "not sent again", msg.topic, msg.partition, msg.offset,
+                         _topics.changes)
+                agg_metrics.CHANGES_NOT_RESENT.inc()
+            else:
+                sends.append(change_send)
+        await deliver(sends, what="aggregator outputs")
+        if change_send is not None:
+            emitted.record(msg.partition, msg.offset)
+        if write is not None:
+            await put_acknowledged(alliances, *write, partition=event.message.partition)
+        ack(app, manual, event, time_in)
 
 
 @app.agent(index_topic)
 async def index_companies(stream: faust.StreamT) -> None:
-    """Second stage of the repartition: the worker owning a company's partition updates it."""
-    async for event in stream.events():
+    """Second stage of the repartition: the worker owning a company's partition updates it
+    (acknowledged before the link is acked, as above)."""
+    manual = stream.noack()
+    async for event in manual.events():
+        time_in = app.monitor.time()
         link = decode(CompanyLink, event.value)
         if isinstance(link, Rejected):  # internal topic: only our own records; never expected
             log.error("unreadable company-index record at %s[%s]@%s: %s", event.message.topic,
                       event.message.partition, event.message.offset, link.error)
-            continue
-        updated = add_link(load_index(companies.get(event.key)), link)
-        if updated is not None:
-            companies[event.key] = updated.to_bytes()
+        else:
+            updated = add_link(load_index(companies.get(event.key)), link)
+            if updated is not None:
+                await put_acknowledged(companies, event.key, updated.to_bytes(),
+                                       partition=event.message.partition)
+        ack(app, manual, event, time_in)
 
 
 def active_partitions(table: faust.Table) -> set[int]:
@@ -180,6 +283,31 @@ def local_states() -> list[AllianceState]:
         if raw and key_partition(key) in owned:
             out.append(AllianceState.model_validate_json(raw))
     return out
+
+
+progress = ProgressWatch(kafka().stall_after_s)
+
+
+@app.timer(interval=2.0)
+async def watch_progress() -> None:
+    """Feed the stall check of /health: committed and end offsets of the input partitions
+    (partnerships, company index) this worker is assigned."""
+    if app.rebalancing or not app.tables.recovery.completed.is_set():
+        progress.keep_only(set())  # a rebalance moves partitions: start the clocks again
+        return
+    inputs = {_topics.partnerships, index_topic.get_topic_name()}
+    assigned = {tp for tp in app.consumer.assignment() if tp.topic in inputs}
+    ends = await app.consumer.highwaters(*assigned) if assigned else {}
+    # The consumer's view of the committed offsets: read from the broker at every
+    # assignment (perform_seek), then updated by each commit.
+    committed = app.consumer._committed_offset
+    now = time.monotonic()
+    progress.keep_only({(tp.topic, tp.partition) for tp in assigned})
+    for tp in assigned:
+        position = await app.consumer.position(tp)
+        progress.observe(tp.topic, tp.partition, committed.get(tp), ends.get(tp), now,
+                         position)
+    metrics.PIPELINE.stalled.labels(SERVICE).set(len(progress.stalls(now)))
 
 
 @app.timer(interval=5.0)

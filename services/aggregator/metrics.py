@@ -13,6 +13,9 @@ CHANGES = Counter("radar_alliance_changes_total", "Alliance changes emitted, by 
                   ["from_stage", "to_stage"])
 DUPLICATES = Counter("radar_duplicate_events_total",
                      "Partnership events already applied (redeliveries), ignored.")
+CHANGES_NOT_RESENT = Counter("radar_changes_not_resent_total", "Changes of redelivered "
+                             "records that were already on the change topic (sent before a "
+                             "restart), so not sent again.")
 ALLIANCES = Gauge("radar_alliances", "Alliances in the view on this worker, by stage.",
                   ["stage"])
 COMPANIES = Gauge("radar_companies_tracked", "Distinct companies in the view on this worker.")

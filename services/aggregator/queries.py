@@ -123,10 +123,10 @@ class Graph(_Response):
 
 
 class Health(_Response):
-    """Readiness of one worker (200 ready, 503 starting or rebalancing)."""
+    """Readiness of one worker (200 ready; 503 starting, rebalancing or stalled)."""
 
     service: str
-    status: str = Field(description="ready or starting.")
+    status: str = Field(description="ready, starting or stalled.")
     worker: str = Field(description="URL of this worker.")
     assigned_partitions: int = Field(description="Topic partitions assigned to this worker "
                                      "(every topic it consumes).")
@@ -135,6 +135,10 @@ class Health(_Response):
                                   "owns.")
     alliances: int = Field(description="Alliances in those partitions.")
     workers: list[str] = Field(description="URLs of every worker owning a partition.")
+    stalled: list[dict[str, Any]] = Field(default_factory=list, description="Consumed "
+                                          "partitions behind their end whose committed offset "
+                                          "has not moved for RADAR_STALL_AFTER_S (then status "
+                                          "is stalled and the answer 503).")
 
 
 class ErrorBody(_Response):

@@ -147,7 +147,8 @@ async def run_live(stack: Any, articles: list[dict], interval: float,
                 resp = await client.post(ingest, content=json.dumps(article))
                 status["fed"] += 1
                 if not tty:
-                    console.print(f"fed {article.get('id')}: HTTP {resp.status_code}")
+                    console.print(f"fed {article.get('id')}: HTTP {resp.status_code} "
+                                  f"{_outcome(resp)}")
                 await asyncio.sleep(interval)
         if not tty and articles:
             console.print(f"demo feed done: {len(articles)} articles sent")
@@ -192,6 +193,13 @@ async def run_live(stack: Any, articles: list[dict], interval: float,
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _outcome(resp: httpx.Response) -> str:
+    """What the ingestor did with a fed article (published, duplicate, ...)."""
+    with contextlib.suppress(ValueError, AttributeError):
+        return ", ".join(item["status"] for item in resp.json().get("items", []))
+    return ""
 
 
 def _raise_failed(tasks: list[asyncio.Task]) -> None:

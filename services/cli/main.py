@@ -93,16 +93,30 @@ def up(
     demo_interval: Annotated[float, typer.Option(help="Seconds between demo articles.")]
     = 1.0,
     run_dir: Annotated[Path, typer.Option(help="Logs and local state.")] = Path(".run"),
+    fresh: Annotated[bool, typer.Option(help="Start empty: forget the view, the seen-set "
+                                             "and the change history kept from earlier "
+                                             "runs (the journal in <run-dir>/journal).")]
+    = False,
 ) -> None:
-    """Start the embedded broker (unless --bootstrap-servers) and the three services."""
+    """Start the embedded broker (unless --bootstrap-servers) and the three services.
+
+    The embedded broker's topics and consumer offsets are kept in <run-dir>/journal: stop
+    with Ctrl-C and start again, and the view, the seen-set and the change history are as
+    they were. --fresh starts empty."""
     from services.cli.live import run_live
     from services.cli.stack import SERVICES, Stack
     from shared.broker import BrokerError
     from shared.settings import CliSettings, load
 
     cli = load(CliSettings)
+    journal_dir = None if bootstrap_servers else run_dir / "journal"
+    if fresh and journal_dir is not None and journal_dir.exists():
+        import shutil
+
+        shutil.rmtree(journal_dir)
+        out.print(f"--fresh: removed the journal of earlier runs ({journal_dir})")
     stack = Stack(run_dir=run_dir, bootstrap_servers=bootstrap_servers,
-                  broker_port=cli.broker_port)
+                  broker_port=cli.broker_port, journal_dir=journal_dir)
     stopping: list[int] = []
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -113,8 +127,14 @@ def up(
     try:
         started = time.monotonic()
         stack.start()
-        where = bootstrap_servers or f"embedded broker {stack.bootstrap} (memory only)"
+        where = bootstrap_servers or (f"embedded broker {stack.bootstrap}, journal in "
+                                      f"{journal_dir}")
         out.print(f"[bold]Alliance Radar[/bold] on {where}; logs in {run_dir}/logs")
+        if stack.restored is not None:
+            r = stack.restored
+            out.print(f"restored {r.records} records of {r.topics} topics and the offsets of "
+                      f"{r.groups} consumer groups from the journal in {r.seconds:.1f}s "
+                      "(--fresh starts empty)")
         stack.wait_healthy(timeout=120)
         for name in SERVICES:
             urls = "  ".join(f"{k}: {v}" for k, v in stack.services[name].urls().items())

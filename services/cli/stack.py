@@ -7,6 +7,7 @@ orphans.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -18,6 +19,7 @@ from pathlib import Path
 import httpx
 
 from shared.broker import EmbeddedBroker, die_with_parent, terminate
+from shared.journal import Journal, JournalWriter, Restored, restore
 
 SERVICES = ("ingestor", "extractor", "aggregator")
 
@@ -28,6 +30,19 @@ def configured_ports() -> dict[str, int]:
 
     return {"ingestor": load(IngestorSettings).port, "extractor": load(ExtractorSettings).port,
             "aggregator": load(AggregatorSettings).port}
+
+
+def consumer_groups(env: dict[str, str]) -> list[str]:
+    """The consumer groups of the services started with `env` (the journal keeps their
+    offsets)."""
+    from shared.settings import AggregatorSettings, ExtractorSettings, IngestorSettings
+
+    def setting(cls: type, name: str, var: str) -> str:
+        return env.get(var) or cls.model_fields[name].default
+
+    return [setting(ExtractorSettings, "group_id", "RADAR_EXTRACTOR_GROUP_ID"),
+            setting(AggregatorSettings, "app_id", "RADAR_AGGREGATOR_APP_ID"),
+            setting(IngestorSettings, "group_id", "RADAR_INGESTOR_GROUP_ID")]
 
 
 @dataclass
@@ -96,6 +111,11 @@ class Stack:
     extra_env: dict[str, str] = field(default_factory=dict)
     broker: EmbeddedBroker | None = None
     services: dict[str, ServiceProcess] = field(default_factory=dict)
+    #: Keep the embedded broker's topics and group offsets here across runs (None: memory
+    #: only). Restored before the services start, followed while they run.
+    journal_dir: Path | None = None
+    restored: Restored | None = None
+    journal: JournalWriter | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -125,6 +145,12 @@ class Stack:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self.broker = EmbeddedBroker(port=self.broker_port, host=self.host,
                                          log_path=self.run_dir / "broker.log").start()
+            if self.journal_dir is not None:
+                journal = Journal(self.journal_dir)
+                if not journal.empty():
+                    self.restored = asyncio.run(restore(journal, self.bootstrap))
+                self.journal = JournalWriter(journal, self.bootstrap,
+                                             groups=consumer_groups(self.env())).start()
 
     def start(self, names: tuple[str, ...] = SERVICES) -> None:
         self.start_broker()
@@ -154,6 +180,9 @@ class Stack:
     def stop(self) -> None:
         for svc in reversed(list(self.services.values())):
             svc.stop()
+        if self.journal is not None:  # the services are gone: journal up to the end
+            self.journal.stop()
+            self.journal = None
         if self.broker is not None:
             self.broker.stop()
             self.broker = None

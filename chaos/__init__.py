@@ -1,0 +1,1 @@
+"""Chaos suite: faults against a running stack, invariants against a clean run."""
