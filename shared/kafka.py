@@ -1,5 +1,6 @@
-"""Kafka wiring written once: clients per profile, topic creation, decoding, dead letters and
-the at-least-once consume -> process -> produce -> commit loop the plain-aiokafka services use.
+"""Kafka wiring written once: clients per profile and security settings, topic creation,
+decoding, dead letters and the at-least-once consume -> process -> produce -> commit loop the
+plain-aiokafka services use.
 """
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -14,17 +16,73 @@ from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.structs import TopicPartition
 from pydantic import ValidationError
 
 from shared import metrics
 from shared.contracts import Contract, DeadLetter
-from shared.settings import KafkaSettings, TopicSettings
+from shared.settings import KafkaSettings, SettingsError, TopicSettings
 
 log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=Contract)
+
+
+# --------------------------------------------------------------------------- security
+
+
+def ssl_context(kafka: KafkaSettings) -> ssl.SSLContext:
+    """The TLS context every client uses: the CA file (else the system's CAs), the client
+    certificate for mutual TLS, hostname checking as configured. A file that cannot be read
+    stops the service at start with the variable's name."""
+    def read(variable: str, action: Any) -> None:
+        try:
+            action()
+        except (OSError, ssl.SSLError) as exc:
+            raise SettingsError(f"invalid configuration in KafkaSettings:\n  {variable}: "
+                                f"{exc}") from None
+
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if kafka.kafka_ssl_ca_file is not None:
+        read("RADAR_KAFKA_SSL_CA_FILE",
+             lambda: context.load_verify_locations(cafile=str(kafka.kafka_ssl_ca_file)))
+    if kafka.kafka_ssl_cert_file is not None:
+        password = kafka.kafka_ssl_key_password
+        read("RADAR_KAFKA_SSL_CERT_FILE / RADAR_KAFKA_SSL_KEY_FILE",
+             lambda: context.load_cert_chain(
+                 str(kafka.kafka_ssl_cert_file), str(kafka.kafka_ssl_key_file),
+                 password.get_secret_value() if password is not None else None))
+    # Chain verification stays on whatever the hostname setting says.
+    context.check_hostname = kafka.kafka_ssl_check_hostname
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+def security_options(kafka: KafkaSettings) -> dict[str, Any]:
+    """TLS and SASL keyword arguments of every aiokafka client (producer, consumer, admin,
+    bare client). Faust gets the same through `shared.faust_app.faust_credentials`."""
+    protocol = kafka.kafka_security_protocol
+    opts: dict[str, Any] = {"security_protocol": protocol.value}
+    if protocol.tls:
+        opts["ssl_context"] = ssl_context(kafka)
+    if protocol.sasl:
+        assert kafka.kafka_sasl_mechanism and kafka.kafka_sasl_password  # settings checked
+        opts |= {"sasl_mechanism": kafka.kafka_sasl_mechanism.value,
+                 "sasl_plain_username": kafka.kafka_sasl_username,
+                 "sasl_plain_password": kafka.kafka_sasl_password.get_secret_value()}
+    return opts
+
+
+def client_options(kafka: KafkaSettings) -> dict[str, Any]:
+    """What every client shares: where the brokers are, how long to wait, how to connect."""
+    return {"bootstrap_servers": kafka.bootstrap_servers,
+            "request_timeout_ms": kafka.request_timeout_ms, **security_options(kafka)}
+
+
+# --------------------------------------------------------------------------- clients
 
 
 def producer_options(kafka: KafkaSettings) -> dict[str, Any]:
@@ -36,9 +94,8 @@ def producer_options(kafka: KafkaSettings) -> dict[str, Any]:
     transactions (Tansu rejects InitProducerId); consumers are idempotent instead.
     """
     opts: dict[str, Any] = {
-        "bootstrap_servers": kafka.bootstrap_servers,
+        **client_options(kafka),
         "acks": "all",
-        "request_timeout_ms": kafka.request_timeout_ms,
         "enable_idempotence": False,
     }
     if kafka.embedded:
@@ -55,10 +112,9 @@ def consumer_options(kafka: KafkaSettings) -> dict[str, Any]:
     keeps sessions short (6 s -> 3 s joins) while Apache Kafka gets its usual defaults.
     """
     return {
-        "bootstrap_servers": kafka.bootstrap_servers,
+        **client_options(kafka),
         "session_timeout_ms": kafka.session_timeout,
         "heartbeat_interval_ms": kafka.heartbeat_interval,
-        "request_timeout_ms": kafka.request_timeout_ms,
         "fetch_max_wait_ms": kafka.fetch_max_wait,
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
@@ -76,12 +132,20 @@ def make_consumer(kafka: KafkaSettings, *topics: str, group_id: str | None,
     return AIOKafkaConsumer(*topics, group_id=group_id, client_id=client_id, **opts)
 
 
+def make_admin(kafka: KafkaSettings, client_id: str = "radar-admin") -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(client_id=client_id, **client_options(kafka))
+
+
+def make_client(kafka: KafkaSettings, client_id: str = "radar-probe",
+                **overrides: Any) -> AIOKafkaClient:
+    """A bare client (metadata only): readiness probes."""
+    return AIOKafkaClient(client_id=client_id, **(client_options(kafka) | overrides))
+
+
 async def ensure_topics(kafka: KafkaSettings, topics: TopicSettings,
                         names: Sequence[str], compacted: Sequence[str] = ()) -> None:
     """Create missing topics (idempotent; racing creators are fine)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers,
-                                client_id="radar-admin",
-                                request_timeout_ms=kafka.request_timeout_ms)
+    admin = make_admin(kafka)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -97,25 +161,28 @@ async def ensure_topics(kafka: KafkaSettings, topics: TopicSettings,
         await admin.close()
 
 
-async def wait_for_broker(bootstrap_servers: str, timeout: float = 30.0) -> None:
-    """Return once the broker answers a metadata request, else raise TimeoutError."""
+async def wait_for_broker(bootstrap_servers: str | KafkaSettings,
+                          timeout: float = 30.0) -> None:
+    """Return once the broker answers a metadata request, else raise TimeoutError. Given
+    settings, it connects as the services do (TLS, SASL); given an address, in plain TCP
+    whatever the environment says (the embedded broker's own listener)."""
+    kafka = bootstrap_servers if isinstance(bootstrap_servers, KafkaSettings) else \
+        KafkaSettings.model_construct(bootstrap_servers=bootstrap_servers)
     deadline = time.monotonic() + timeout
     # Refused connections are expected while the broker starts; don't log each one.
     quiet = logging.getLogger("aiokafka")
     saved = quiet.level
     quiet.setLevel(logging.CRITICAL)
     try:
-        await _poll_metadata(bootstrap_servers, deadline)
+        await _poll_metadata(kafka, deadline)
     finally:
         quiet.setLevel(saved)
 
 
-async def _poll_metadata(bootstrap_servers: str, deadline: float) -> None:
-    from aiokafka.client import AIOKafkaClient
-
+async def _poll_metadata(kafka: KafkaSettings, deadline: float) -> None:
     last: Exception | None = None
     while time.monotonic() < deadline:
-        client = AIOKafkaClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=2000)
+        client = make_client(kafka, request_timeout_ms=2000)
         try:
             await client.bootstrap()
             await client.fetch_all_metadata()
@@ -125,7 +192,7 @@ async def _poll_metadata(bootstrap_servers: str, deadline: float) -> None:
             await asyncio.sleep(0.1)
         finally:
             await client.close()
-    raise TimeoutError(f"no Kafka broker answered at {bootstrap_servers}: {last}")
+    raise TimeoutError(f"no Kafka broker answered at {kafka.bootstrap_servers}: {last}")
 
 
 # --------------------------------------------------------------------------- decoding
