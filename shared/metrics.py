@@ -43,6 +43,11 @@ PIPELINE = PipelineMetrics(
 )
 
 
+UNAUTHORIZED = Counter("radar_http_unauthorized_total", "HTTP requests refused for want of the "
+                       "bearer token (reason: missing, malformed, wrong).",
+                       ["service", "reason"])
+
+
 Readiness = Callable[[], tuple[bool, dict[str, object]]]
 
 

@@ -43,10 +43,13 @@ rules = Rules(history_limit=settings.history_limit,
               observation_limit=settings.observation_limit,
               episode_gap_days=settings.episode_gap_days)
 
-# Faust's own /graph (a debug PNG of its services) would shadow the alliance graph.
+# Faust's own /graph (a debug PNG of its services) would shadow the alliance graph; its
+# /table and /router pages dump raw table contents and assignments, which the query API
+# answers properly (and nothing here uses them): off.
 app = make_app(settings.app_id, kafka=kafka(), topics=_topics, host=settings.host,
                port=settings.port, data_dir=settings.data_dir,
-               advertised_host=settings.advertised_host, web_graph_enabled=False)
+               advertised_host=settings.advertised_host, web_graph_enabled=False,
+               web_tables_enabled=False, web_router_enabled=False)
 # Faust's sensor serves /metrics from the default registry, which also holds ours.
 setup_prometheus_sensors(app, pattern="/metrics", name_prefix="radar_faust")
 

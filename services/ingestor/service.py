@@ -32,13 +32,24 @@ from services.ingestor.publish import Intake, ItemResult, Judge, summary
 from services.ingestor.seen import SeenStore, expire
 from services.ingestor.sources import InputError, Parsed, parse_document
 from shared import logs, metrics
+from shared.auth import token_middleware, warn_if_exposed
 from shared.contracts import Contract, RawDocument, utcnow
 from shared.kafka import Outcome as RecordOutcome
 from shared.kafka import Rejected, StreamProcessor, ensure_topics, make_producer
-from shared.settings import IngestorSettings, KafkaSettings, TopicSettings, kafka, load, topics
+from shared.settings import (
+    IngestorSettings,
+    KafkaSettings,
+    TopicSettings,
+    auth,
+    kafka,
+    load,
+    topics,
+)
 
 log = logging.getLogger(__name__)
 SERVICE = "ingestor"
+#: Paths answered without the write token: Prometheus scrapes, orchestrators probe.
+OPEN_PATHS = ("/metrics", "/health")
 FOLDER_SUFFIXES = (".jsonl", ".json", ".xml", ".rss", ".atom", ".rdf", ".txt", *HTML_SUFFIXES)
 
 
@@ -247,7 +258,10 @@ async def run() -> None:
             "inbox_assigned": inbox.ready,
             "dedup_window_hours": settings.dedup_window_hours}
 
-    app = web.Application(client_max_size=settings.max_body_bytes)
+    token = auth().ingestor_token
+    warn_if_exposed(SERVICE, settings.host, token, "RADAR_INGESTOR_TOKEN")
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[
+        token_middleware(SERVICE, token, OPEN_PATHS, realm="radar-ingestor")])
     app[INGESTOR] = ingestor
     app.add_routes([web.post("/articles", post_articles), web.post("/fetch", post_fetch),
                     *metrics.ops_routes(SERVICE, readiness)])
