@@ -36,10 +36,19 @@ prometheus: ## Install Debian's prometheus package (prometheus, promtool) if mis
 		$(SUDO) apt-get install -y -q --no-install-recommends prometheus; \
 	fi
 
+# Debian's stunnel4: the TLS terminator in front of the embedded broker (which has no TLS)
+# for tests/integration/test_kafka_tls.py; installed only when missing.
+stunnel: ## Install Debian's stunnel4 package (TLS terminator for the Kafka TLS test) if missing
+	@if command -v stunnel >/dev/null; then :; else \
+		echo "installing Debian's stunnel4 package (for the Kafka TLS integration test)"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) apt-get install -y -q --no-install-recommends stunnel4; \
+	fi
+
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --ignore-scripts
 
-test: install prometheus node_modules/.package-lock.json ## Run the whole suite (unit, then integration on the embedded broker)
+test: install prometheus stunnel node_modules/.package-lock.json ## Run the whole suite (unit, then integration on the embedded broker)
 	$(BIN)/ruff check .
 	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
 	$(BIN)/pytest tests/integration -q $(PYTEST_ARGS)
@@ -56,4 +65,4 @@ lint: install ## ruff
 clean: ## Remove the virtualenv and run state
 	rm -rf $(VENV) .run .pytest_cache .ruff_cache
 
-.PHONY: help install run test lint clean prometheus bench dashboards
+.PHONY: help install run test lint clean prometheus stunnel bench dashboards
