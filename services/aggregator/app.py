@@ -100,13 +100,15 @@ async def _dead_letter(event: faust.EventT, rejected: Rejected) -> None:
     await dlq_topic.send(key=letter.key(), value=letter.to_bytes())
 
 
-def _check_placement(event: faust.EventT, result: PartnershipEvent) -> Rejected | None:
+def _check_placement(event: faust.EventT,
+                     result: PartnershipEvent | CompanyLink) -> Rejected | None:
     """The record must sit where its key hashes to: the table shard and the query router
     both assume it (a key written to another partition would be answered by a worker that
     does not hold it)."""
     key = result.key()
     if event.key != key:
-        return Rejected("wrong_key", f"record key {event.key!r} is not the alliance id {key!r}")
+        what = "alliance id" if isinstance(result, PartnershipEvent) else "company key"
+        return Rejected("wrong_key", f"record key {event.key!r} is not the {what} {key!r}")
     expected = key_partition(key)
     if event.message.partition != expected:
         return Rejected("wrong_partition", f"alliance {key!r} belongs in partition "
@@ -157,12 +159,24 @@ async def aggregate(stream: faust.StreamT) -> None:
 async def index_companies(stream: faust.StreamT) -> None:
     """Second stage of the repartition: the worker owning a company's partition updates it."""
     async for event in stream.events():
+        metrics.PIPELINE.consumed.labels(SERVICE, event.message.topic).inc()
+        # Only our own agent writes here, but anyone with access to the broker can: a bad
+        # record is dead-lettered (with the partnerships' dead letters, naming this topic)
+        # rather than crashing the agent or landing in a shard no query reaches.
         link = decode(CompanyLink, event.value)
-        if isinstance(link, Rejected):  # internal topic: only our own records; never expected
-            log.error("unreadable company-index record at %s[%s]@%s: %s", event.message.topic,
-                      event.message.partition, event.message.offset, link.error)
+        if isinstance(link, Rejected):
+            await _dead_letter(event, link)
             continue
-        updated = add_link(load_index(companies.get(event.key)), link)
+        misplaced = _check_placement(event, link)
+        if misplaced is not None:
+            await _dead_letter(event, misplaced)
+            continue
+        try:
+            updated = add_link(load_index(companies.get(event.key)), link)
+        except Exception as exc:
+            log.exception("company index update failed")
+            await _dead_letter(event, Rejected("processing_error", repr(exc)))
+            continue
         if updated is not None:
             companies[event.key] = updated.to_bytes()
 
