@@ -192,14 +192,16 @@ def _has_json_object_line(data: bytes) -> bool:
 def parse_document(data: bytes, *, name: str, default_source: str,
                    url: str | None = None) -> Iterator[Parsed]:
     """A whole input: a feed, a web page, JSONL, a JSON array/object, or plain text."""
-    from services.ingestor.pages import extract_page, looks_like_html
+    from services.ingestor.pages import HTML_SUFFIXES, extract_page, looks_like_html
 
     data = data.removeprefix(codecs.BOM_UTF8)
-    if looks_like_html(data, name):
+    # (A JSONL batch whose first line is junk that looks like HTML or XML is still JSONL:
+    # found by fuzzing, the page reading lost the good lines after it.)
+    if looks_like_html(data, name) and (name.lower().endswith(HTML_SUFFIXES)
+                                        or not _has_json_object_line(data)):
         yield extract_page(data, name=name, default_source=default_source, url=url)
         return
     if looks_like_feed(data) and not _has_json_object_line(data):
-        # (A JSONL batch whose first line is junk that looks like XML is still JSONL.)
         yield from parse_feed(data, name=name, default_source=default_source)
         return
     try:

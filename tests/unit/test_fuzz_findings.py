@@ -93,3 +93,15 @@ def test_dead_letters_keep_large_values() -> None:
     record = ConsumerRecord("t", 0, 1, 0, 0, b"k", value, None, 0, len(value), [])
     letter = dead_letter("svc", record, Rejected("invalid_json", "bad"))
     assert DeadLetter.model_validate_json(letter.to_bytes()).record_value == value
+
+
+# Finding: a JSON Lines body whose first line was junk that looks like HTML was read as a
+# web page, and the good lines after it were lost.
+def test_jsonl_after_an_html_looking_line_is_jsonl() -> None:
+    from services.ingestor.sources import parse_document
+
+    good = json.dumps({"id": "kept", "text": TEXT})
+    items = list(parse_document(f"<html><body><div>\n{good}".encode(), name="body",
+                                default_source="t"))
+    assert [i.article_id for i in items if isinstance(i, ArticleEvent)] == ["kept"]
+    assert isinstance(items[0], InputError) and items[0].reason == "invalid_json"
