@@ -53,6 +53,14 @@ test: install prometheus stunnel node_modules/.package-lock.json ## Run the whol
 	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
 	$(BIN)/pytest tests/integration -q $(PYTEST_ARGS)
 
+# The fuzzers (tests/fuzzing.py): `make test` runs their short deterministic profile; this
+# runs 10,000 cases per door with a fresh seed (RADAR_FUZZ_SEED=N reproduces a corpus run).
+FUZZ_TESTS := tests/unit/test_fuzz_doors.py tests/integration/test_fuzz_topics.py \
+	tests/integration/test_fuzz_http.py
+
+fuzz: install ## Hostile input at every door: 10,000 cases each (about 25 minutes)
+	RADAR_FUZZ=full $(BIN)/pytest $(FUZZ_TESTS) -q --timeout=3600 $(PYTEST_ARGS)
+
 bench: install ## Benchmark: throughput, latency at 50 articles/s, extractor speed, memory
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
@@ -65,4 +73,4 @@ lint: install ## ruff
 clean: ## Remove the virtualenv and run state
 	rm -rf $(VENV) .run .pytest_cache .ruff_cache
 
-.PHONY: help install run test lint clean prometheus stunnel bench dashboards
+.PHONY: help install run test lint clean prometheus stunnel fuzz bench dashboards

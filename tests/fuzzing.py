@@ -27,13 +27,18 @@ SEED = int(os.environ.get("RADAR_FUZZ_SEED") or (random.SystemRandom().randrange
                                                   if FULL else 0))
 
 
-def cases(short: int) -> int:
-    """Cases per door: `short` in `make test`, 10,000 in `make fuzz`."""
-    return FULL_CASES if FULL else short
+def cases(short: int, full: int = FULL_CASES) -> int:
+    """Cases per door: `short` in `make test`, 10,000 (or `full`) in `make fuzz`."""
+    return full if FULL else short
 
 
-def hypothesis_profile(short: int) -> settings:
-    return settings(max_examples=cases(short), derandomize=not FULL, deadline=None,
+def patience(short: float) -> float:
+    """Seconds to wait for a service to work through a corpus (10,000 records take longer)."""
+    return short * 5 if FULL else short
+
+
+def hypothesis_profile(short: int, full: int = FULL_CASES) -> settings:
+    return settings(max_examples=cases(short, full), derandomize=not FULL, deadline=None,
                     database=None, suppress_health_check=list(HealthCheck),
                     print_blob=True)
 
@@ -125,7 +130,7 @@ def mutate(rng: random.Random, valid: bytes) -> bytes | None:
     if kind == 7:
         return b""
     if kind == 8:
-        return b"x" * rng.choice([100_000, 700_000])  # large: its dead letter must still fit
+        return b"x" * rng.choice([100_000, 700_000, 950_000])  # large: its dead letter too
     record = json.loads(valid)
     keys = sorted(record)
     if kind == 9:

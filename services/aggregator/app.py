@@ -29,9 +29,9 @@ from services.aggregator.index import (
 from services.aggregator.routing import partition_for
 from services.aggregator.state import Rules, apply
 from shared import metrics
-from shared.contracts import AllianceState, DeadLetter, PartnershipEvent
+from shared.contracts import AllianceState, PartnershipEvent
 from shared.faust_app import make_app
-from shared.kafka import Rejected, decode
+from shared.kafka import Rejected, decode, make_dead_letter
 from shared.settings import AggregatorSettings, kafka, load, topics
 
 log = logging.getLogger(__name__)
@@ -94,9 +94,9 @@ async def _dead_letter(event: faust.EventT, rejected: Rejected) -> None:
     metrics.PIPELINE.dlq.labels(SERVICE, msg.topic, rejected.reason).inc()
     if not settings.publish:
         return
-    letter = DeadLetter(service=SERVICE, topic_name=msg.topic, partition=msg.partition,
-                        offset=msg.offset, record_key=event.key, record_value=event.value,
-                        reason=rejected.reason, error=rejected.error[:2000])
+    letter = make_dead_letter(SERVICE, topic=msg.topic, partition=msg.partition,
+                              offset=msg.offset, key=event.key, value=event.value,
+                              rejected=rejected)
     await dlq_topic.send(key=letter.key(), value=letter.to_bytes())
 
 

@@ -40,7 +40,7 @@ from shared.contracts import (
 )
 from shared.kafka import Rejected, decode, producer_options
 from shared.settings import AggregatorSettings, IngestorSettings, TopicSettings
-from tests.fuzzing import SEED, cases, door, mutate
+from tests.fuzzing import SEED, cases, door, mutate, patience
 from tests.helpers import TopicReader, async_wait_until, kafka_settings, valid, wait_until
 
 RUN = uuid.uuid4().hex[:6]
@@ -163,7 +163,7 @@ async def _wait_consumed(bootstrap: str, spec: Door, sent: list[Sent],
             done = metric_total(svc, "radar_ingestor_seen_replayed_total") - before
             return done >= len(sent)
 
-        await async_wait_until(read, 300, 0.5, f"{spec.name}: every record read")
+        await async_wait_until(read, patience(300), 0.5, f"{spec.name}: every record read")
         return
     ends: dict[int, int] = {}
     for s in sent:
@@ -174,7 +174,8 @@ async def _wait_consumed(bootstrap: str, spec: Door, sent: list[Sent],
         got = await committed_offsets(bootstrap, spec.group, spec.topic, sorted(ends))
         return all((got.get(p) or 0) >= end for p, end in ends.items())
 
-    await async_wait_until(committed, 600, 0.5, f"{spec.name}: group past every record")
+    await async_wait_until(committed, patience(600), 0.5,
+                           f"{spec.name}: group past every record")
 
 
 @pytest.mark.parametrize("spec", DOORS, ids=[d.name.split()[1] for d in DOORS])
@@ -228,7 +229,7 @@ async def _dead_letters(bootstrap: str, spec: Door, at_least: int) -> list[DeadL
         def ours(records: list) -> list[DeadLetter]:
             return [d for d in valid(records, DeadLetter) if d.topic_name == spec.topic]
 
-        await reader.wait_for(lambda rs: len(ours(rs)) >= at_least, 120,
+        await reader.wait_for(lambda rs: len(ours(rs)) >= at_least, patience(120),
                               message=f"{at_least} dead letters from {spec.topic}")
         await reader.poll()
         return ours(reader.records)
@@ -258,7 +259,8 @@ async def _check_good(stack: Stack, spec: Door, good: list[Contract]) -> None:
         model = PartnershipEvent if spec.model is ArticleEvent else ArticleEvent
         async with TopicReader(stack.bootstrap, topic) as reader:
             await reader.wait_for(lambda rs: wanted <= {m.article_id for m in valid(rs, model)},
-                                  120, message=f"{len(wanted)} good records through")
+                                  patience(120),
+                                  message=f"{len(wanted)} good records through")
         return
     api = stack.services["aggregator"].base_url
     for g in good:
