@@ -198,7 +198,8 @@ async def test_raw_bytes_on_every_consumed_topic(stack: Stack, spec: Door) -> No
         if spec.group is None:
             await _check_seen(svc, sent, before_seen, report)
             return
-        letters = await _dead_letters(stack.bootstrap, spec, len(locally_rejected))
+        letters = await _dead_letters(stack.bootstrap, spec,
+                                      {(s.partition, s.offset) for s in locally_rejected})
         by_place: dict[tuple[int, int], list[DeadLetter]] = {}
         for letter in letters:
             by_place.setdefault((letter.partition, letter.offset), []).append(letter)
@@ -223,14 +224,20 @@ async def test_raw_bytes_on_every_consumed_topic(stack: Stack, spec: Door) -> No
         await _check_good(stack, spec, [s.good for s in sent if s.good is not None])
 
 
-async def _dead_letters(bootstrap: str, spec: Door, at_least: int) -> list[DeadLetter]:
+async def _dead_letters(bootstrap: str, spec: Door,
+                        expected: set[tuple[int, int]]) -> list[DeadLetter]:
+    """Every dead letter from `spec.topic`, once those of `expected` places have all come
+    (the others, for records rejected after decoding, arrive among them)."""
     dlq = TopicSettings.dlq(T.partnerships if spec.service == "aggregator" else spec.topic)
     async with TopicReader(bootstrap, dlq) as reader:
         def ours(records: list) -> list[DeadLetter]:
             return [d for d in valid(records, DeadLetter) if d.topic_name == spec.topic]
 
-        await reader.wait_for(lambda rs: len(ours(rs)) >= at_least, patience(120),
-                              message=f"{at_least} dead letters from {spec.topic}")
+        def complete(records: list) -> bool:
+            return expected <= {(d.partition, d.offset) for d in ours(records)}
+
+        await reader.wait_for(complete, patience(120),
+                              message=f"{len(expected)} dead letters from {spec.topic}")
         await reader.poll()
         return ours(reader.records)
 
