@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -28,6 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from services.aggregator.index import CompanyLink, index_topic_name
 from services.cli.replay import committed_offsets
 from services.cli.stack import ServiceProcess, Stack
+from shared.broker import free_port
 from shared.contracts import (
     ArticleEvent,
     Contract,
@@ -39,12 +40,37 @@ from shared.contracts import (
     stable_hash,
 )
 from shared.kafka import Rejected, decode, producer_options
-from shared.settings import AggregatorSettings, IngestorSettings, TopicSettings
-from tests.fuzzing import SEED, cases, door, mutate, patience
+from shared.settings import TopicSettings
+from tests.fuzzing import FULL, SEED, cases, door, mutate, patience
 from tests.helpers import TopicReader, async_wait_until, kafka_settings, valid, wait_until
 
-RUN = uuid.uuid4().hex[:6]
-T = TopicSettings()
+# Names of this run's records and topics: fixed in the deterministic profile (each session
+# has a broker of its own), fresh in `make fuzz`.
+RUN = uuid.uuid4().hex[:6] if FULL else "d0d0d0"
+# A stack of its own, on topics of its own: the corpus (null values, junk keys) must not
+# reach the session stack's topics, which other tests read with their own assumptions.
+T = TopicSettings(articles=f"fz-{RUN}.articles", partnerships=f"fz-{RUN}.partnerships",
+                  changes=f"fz-{RUN}.changes", state=f"fz-{RUN}.state")
+INBOX, SEEN = f"fz-{RUN}.inbox", f"fz-{RUN}.seen"
+INGESTOR_GROUP, EXTRACTOR_GROUP, APP_ID = (f"fz-{RUN}-ingestor", f"fz-{RUN}-extractor",
+                                           f"fz-{RUN}-aggregator")
+STACK_ENV = {"RADAR_TOPIC_ARTICLES": T.articles, "RADAR_TOPIC_PARTNERSHIPS": T.partnerships,
+             "RADAR_TOPIC_CHANGES": T.changes, "RADAR_TOPIC_STATE": T.state,
+             "RADAR_INGESTOR_INBOX_TOPIC": INBOX, "RADAR_INGESTOR_SEEN_TOPIC": SEEN,
+             "RADAR_INGESTOR_GROUP_ID": INGESTOR_GROUP,
+             "RADAR_EXTRACTOR_GROUP_ID": EXTRACTOR_GROUP, "RADAR_AGGREGATOR_APP_ID": APP_ID,
+             "RADAR_PROFILE": "embedded", "RADAR_LOG_LEVEL": "WARNING"}
+
+
+@pytest.fixture(scope="module")
+def stack(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    run_dir = tmp_path_factory.mktemp("fuzz-stack")
+    fuzz = Stack(run_dir=run_dir, bootstrap_servers=bootstrap,
+                 ports={n: free_port() for n in ("ingestor", "extractor", "aggregator")},
+                 extra_env=STACK_ENV | {"RADAR_INGESTOR_FEEDS_FILE": str(run_dir / "f.toml")})
+    with fuzz:
+        fuzz.wait_healthy(timeout=120)
+        yield fuzz
 GOOD_EVERY = 50  # one good record per 50 hostile ones
 
 
@@ -104,16 +130,15 @@ def _seen(n: int) -> SeenArticle:
 
 
 DOORS = [
-    Door("topic news.inbox.v1 (ingestor)", IngestorSettings().inbox_topic, RawDocument,
-         "ingestor", IngestorSettings().group_id, _raw),
-    Door("topic news.seen.v1 (ingestor)", IngestorSettings().seen_topic, SeenArticle,
-         "ingestor", None, _seen),
+    Door("topic news.inbox.v1 (ingestor)", INBOX, RawDocument, "ingestor", INGESTOR_GROUP,
+         _raw),
+    Door("topic news.seen.v1 (ingestor)", SEEN, SeenArticle, "ingestor", None, _seen),
     Door("topic news.articles.v1 (extractor)", T.articles, ArticleEvent, "extractor",
-         "radar-extractor", _article),
+         EXTRACTOR_GROUP, _article),
     Door("topic alliances.partnerships.v1 (aggregator)", T.partnerships, PartnershipEvent,
-         "aggregator", AggregatorSettings().app_id, _partnership),
-    Door("topic <app>-company-index (aggregator)", index_topic_name(AggregatorSettings().app_id),
-         CompanyLink, "aggregator", AggregatorSettings().app_id, _link),
+         "aggregator", APP_ID, _partnership),
+    Door("topic <app>-company-index (aggregator)", index_topic_name(APP_ID), CompanyLink,
+         "aggregator", APP_ID, _link),
 ]
 
 
