@@ -58,7 +58,7 @@ test: install prometheus stunnel node_modules/.package-lock.json ## Run the whol
 FUZZ_TESTS := tests/unit/test_fuzz_doors.py tests/integration/test_fuzz_topics.py \
 	tests/integration/test_fuzz_http.py
 
-fuzz: install ## Hostile input at every door: 10,000 cases each (about 25 minutes)
+fuzz: install ## Hostile input at every door: 10,000 cases each (over an hour on 2 cores)
 	RADAR_FUZZ=full $(BIN)/pytest $(FUZZ_TESTS) -q --timeout=3600 $(PYTEST_ARGS)
 
 bench: install ## Benchmark: throughput, latency at 50 articles/s, extractor speed, memory
