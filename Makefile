@@ -37,14 +37,31 @@ prometheus: ## Install Debian's prometheus package (prometheus, promtool) if mis
 		$(SUDO) apt-get install -y -q --no-install-recommends prometheus; \
 	fi
 
+# Debian's stunnel4: the TLS terminator in front of the embedded broker (which has no TLS)
+# for tests/integration/test_kafka_tls.py; installed only when missing.
+stunnel: ## Install Debian's stunnel4 package (TLS terminator for the Kafka TLS test) if missing
+	@if command -v stunnel >/dev/null; then :; else \
+		echo "installing Debian's stunnel4 package (for the Kafka TLS integration test)"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) apt-get install -y -q --no-install-recommends stunnel4; \
+	fi
+
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --ignore-scripts
 
-test: install prometheus node_modules/.package-lock.json ## Run the whole suite (unit, then integration on the embedded broker)
+test: install prometheus stunnel node_modules/.package-lock.json ## Run the whole suite (unit, then integration on the embedded broker)
 	$(BIN)/ruff check .
 	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
 	$(BIN)/pytest tests/model -q -p no:cacheprovider --timeout=1200 $(PYTEST_ARGS)
 	$(BIN)/pytest tests/integration -q $(PYTEST_ARGS)
+
+# The fuzzers (tests/fuzzing.py): `make test` runs their short deterministic profile; this
+# runs 10,000 cases per door with a fresh seed (RADAR_FUZZ_SEED=N reproduces a corpus run).
+FUZZ_TESTS := tests/unit/test_fuzz_doors.py tests/integration/test_fuzz_topics.py \
+	tests/integration/test_fuzz_http.py
+
+fuzz: install ## Hostile input at every door: 10,000 cases each (over an hour on 2 cores)
+	RADAR_FUZZ=full $(BIN)/pytest $(FUZZ_TESTS) -q --timeout=3600 $(PYTEST_ARGS)
 
 bench: install ## Benchmark: throughput, latency at 50 articles/s, extractor speed, memory
 	$(BIN)/python -m bench $(BENCH_ARGS)
@@ -67,4 +84,4 @@ lint: install ## ruff
 clean: ## Remove the virtualenv and run state
 	rm -rf $(VENV) .run .pytest_cache .ruff_cache
 
-.PHONY: help install run test lint clean prometheus bench chaos dashboards train eval
+.PHONY: help install run test lint clean prometheus stunnel fuzz bench chaos dashboards train eval

@@ -26,10 +26,11 @@ from aiokafka.structs import TopicPartition
 from bench.corpus import Article
 from bench.stats import parse_metrics, peak_rss_mb, rate, total
 from services.cli.stack import SERVICES, Stack
+from shared.auth import bearer_headers
 from shared.broker import free_port
 from shared.contracts import AllianceChange, ArticleEvent, PartnershipEvent
 from shared.kafka import Rejected, consumer_options, decode
-from shared.settings import KafkaSettings, TopicSettings
+from shared.settings import KafkaSettings, TopicSettings, auth
 
 POLL_S = 0.1
 CHUNK = 100
@@ -132,7 +133,8 @@ class Bench:
     async def post(self, articles: list[Article]) -> int:
         """POST articles as JSON Lines; how many the ingestor published."""
         body = "\n".join(a.to_json() for a in articles).encode()
-        response = await self.http.post(self.url("ingestor", "/articles"), content=body)
+        response = await self.http.post(self.url("ingestor", "/articles"), content=body,
+                                        headers=bearer_headers(auth().ingestor_token))
         if response.status_code not in (202, 400):
             raise RuntimeError(f"ingestor answered {response.status_code}: {response.text}")
         answer = response.json()

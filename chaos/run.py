@@ -64,7 +64,7 @@ class Cluster:
         self.topics = TopicSettings()
         broker_port, proxy_port = free_port(), free_port()
         self.proxy = FaultyProxy(target_port=broker_port, listen_port=proxy_port)
-        self.broker = EmbeddedBroker(port=broker_port, advertised_port=proxy_port,
+        self.broker = EmbeddedBroker(port=broker_port, advertised=f"127.0.0.1:{proxy_port}",
                                      log_path=run_dir / "broker.log")
         self.stack = Stack(run_dir=run_dir, bootstrap_servers=self.broker.bootstrap_servers,
                            ports={n: free_port() for n in SERVICES},

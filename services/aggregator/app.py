@@ -31,9 +31,9 @@ from services.aggregator.index import (
 from services.aggregator.routing import partition_for
 from services.aggregator.state import Rules, apply
 from shared import metrics
-from shared.contracts import AllianceState, DeadLetter, PartnershipEvent
+from shared.contracts import AllianceState, PartnershipEvent
 from shared.faust_app import ack, deliver, make_app, put_acknowledged, record_send
-from shared.kafka import Rejected, decode
+from shared.kafka import Rejected, decode, make_dead_letter
 from shared.progress import ProgressWatch
 from shared.settings import AggregatorSettings, kafka, load, topics
 
@@ -49,10 +49,13 @@ rules = Rules(history_limit=settings.history_limit,
               observation_limit=settings.observation_limit,
               episode_gap_days=settings.episode_gap_days)
 
-# Faust's own /graph (a debug PNG of its services) would shadow the alliance graph.
+# Faust's own /graph (a debug PNG of its services) would shadow the alliance graph; its
+# /table and /router pages dump raw table contents and assignments, which the query API
+# answers properly (and nothing here uses them): off.
 app = make_app(settings.app_id, kafka=kafka(), topics=_topics, host=settings.host,
                port=settings.port, data_dir=settings.data_dir,
-               advertised_host=settings.advertised_host, web_graph_enabled=False)
+               advertised_host=settings.advertised_host, web_graph_enabled=False,
+               web_tables_enabled=False, web_router_enabled=False)
 # Faust's sensor serves /metrics from the default registry, which also holds ours.
 setup_prometheus_sensors(app, pattern="/metrics", name_prefix="radar_faust")
 
@@ -98,19 +101,21 @@ def _dead_letter(event: faust.EventT, rejected: Rejected) -> list[Send]:
     metrics.PIPELINE.dlq.labels(SERVICE, msg.topic, rejected.reason).inc()
     if not settings.publish:
         return []
-    letter = DeadLetter(service=SERVICE, topic_name=msg.topic, partition=msg.partition,
-                        offset=msg.offset, record_key=event.key, record_value=event.value,
-                        reason=rejected.reason, error=rejected.error[:2000])
+    letter = make_dead_letter(SERVICE, topic=msg.topic, partition=msg.partition,
+                              offset=msg.offset, key=event.key, value=event.value,
+                              rejected=rejected)
     return [record_send(dlq_topic, letter.key(), letter.to_bytes())]
 
 
-def _check_placement(event: faust.EventT, result: PartnershipEvent) -> Rejected | None:
+def _check_placement(event: faust.EventT,
+                     result: PartnershipEvent | CompanyLink) -> Rejected | None:
     """The record must sit where its key hashes to: the table shard and the query router
     both assume it (a key written to another partition would be answered by a worker that
     does not hold it)."""
     key = result.key()
     if event.key != key:
-        return Rejected("wrong_key", f"record key {event.key!r} is not the alliance id {key!r}")
+        what = "alliance id" if isinstance(result, PartnershipEvent) else "company key"
+        return Rejected("wrong_key", f"record key {event.key!r} is not the {what} {key!r}")
     expected = key_partition(key)
     if event.message.partition != expected:
         return Rejected("wrong_partition", f"alliance {key!r} belongs in partition "
@@ -251,19 +256,31 @@ async def aggregate(stream: faust.StreamT) -> None:
 @app.agent(index_topic)
 async def index_companies(stream: faust.StreamT) -> None:
     """Second stage of the repartition: the worker owning a company's partition updates it
-    (acknowledged before the link is acked, as above)."""
+    (acknowledged before the link is acked, as above). Only our own agent writes here, but
+    anyone with access to the broker can: a bad record is dead-lettered (with the
+    partnerships' dead letters, naming this topic) rather than crashing the agent or landing
+    in a shard no query reaches."""
     manual = stream.noack()
     async for event in manual.events():
         time_in = app.monitor.time()
+        metrics.PIPELINE.consumed.labels(SERVICE, event.message.topic).inc()
+        letters: list[Send] = []
         link = decode(CompanyLink, event.value)
-        if isinstance(link, Rejected):  # internal topic: only our own records; never expected
-            log.error("unreadable company-index record at %s[%s]@%s: %s", event.message.topic,
-                      event.message.partition, event.message.offset, link.error)
+        if isinstance(link, Rejected):
+            letters = _dead_letter(event, link)
+        elif (misplaced := _check_placement(event, link)) is not None:
+            letters = _dead_letter(event, misplaced)
         else:
-            updated = add_link(load_index(companies.get(event.key)), link)
-            if updated is not None:
-                await put_acknowledged(companies, event.key, updated.to_bytes(),
-                                       partition=event.message.partition)
+            try:
+                updated = add_link(load_index(companies.get(event.key)), link)
+            except Exception as exc:
+                log.exception("company index update failed")
+                letters = _dead_letter(event, Rejected("processing_error", repr(exc)))
+            else:
+                if updated is not None:
+                    await put_acknowledged(companies, event.key, updated.to_bytes(),
+                                           partition=event.message.partition)
+        await deliver(letters, what="aggregator outputs")
         ack(app, manual, event, time_in)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from shared.contracts import AllianceState, Contract, Stage, _slug
 
@@ -51,6 +51,12 @@ class CompanyLink(Contract):
     source_offset: int = Field(ge=0, description="Offset of the partnership record that "
                                "caused the change: newer records of one alliance have higher "
                                "offsets, so a late redelivery cannot undo a newer link.")
+
+    @field_validator("company")
+    @classmethod
+    def _keyable(cls, company: str) -> str:
+        company_key(company)  # a name without letters or digits has no index key
+        return company
 
     def key(self) -> bytes:
         return company_key(self.company).encode()

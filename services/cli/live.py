@@ -17,9 +17,10 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from shared.auth import bearer_headers
 from shared.contracts import AllianceChange
 from shared.kafka import Rejected, decode, make_consumer
-from shared.settings import kafka, topics
+from shared.settings import auth, kafka, topics
 
 STAGE_STYLE = {"rumored": "yellow", "talks": "cyan", "agreed": "green", "active": "bold green",
                "failed": "red", "ended": "magenta"}
@@ -142,7 +143,8 @@ async def run_live(stack: Any, articles: list[dict], interval: float,
             console.print(f"change: {change_line(change)}")
 
     async def feed() -> None:
-        async with httpx.AsyncClient(timeout=10) as client:
+        async with httpx.AsyncClient(timeout=10,
+                                     headers=bearer_headers(auth().ingestor_token)) as client:
             for article in articles:
                 resp = await client.post(ingest, content=json.dumps(article))
                 status["fed"] += 1
@@ -154,7 +156,8 @@ async def run_live(stack: Any, articles: list[dict], interval: float,
             console.print(f"demo feed done: {len(articles)} articles sent")
 
     async def poll() -> None:
-        async with httpx.AsyncClient(timeout=5) as client:
+        async with httpx.AsyncClient(timeout=5,
+                                     headers=bearer_headers(auth().api_token)) as client:
             while not stop.is_set():
                 for name, svc in stack.services.items():
                     if not svc.alive():

@@ -305,15 +305,20 @@ def alliances(
 ) -> None:
     """Print the live alliance view from the aggregator API (RADAR_API_URL)."""
     from services.cli.live import alliance_table
-    from shared.settings import CliSettings, load
+    from shared.auth import bearer_headers
+    from shared.settings import CliSettings, auth, load
 
     api = load(CliSettings).api_url.rstrip("/")
     params = {k: v for k, v in {"company": company, "stage": stage and stage.value}.items()
               if v}
     try:
-        resp = httpx.get(f"{api}/alliances", params=params, timeout=10)
+        resp = httpx.get(f"{api}/alliances", params=params, timeout=10,
+                         headers=bearer_headers(auth().api_token))
     except httpx.HTTPError as exc:
         raise _fail(f"cannot reach the aggregator at {api}: {exc}") from None
+    if resp.status_code == 401:
+        raise _fail(f"401 from {api}: the query API needs RADAR_API_TOKEN "
+                    f"({resp.json().get('error', '')})")
     if resp.status_code != 200:
         raise _fail(f"{resp.status_code} from {api}: {resp.text[:300]}")
     rows = resp.json()["alliances"]

@@ -34,4 +34,5 @@ FEED_FAILURES = Gauge("radar_ingestor_feed_consecutive_failures", "Consecutive f
 SEEN = Gauge("radar_ingestor_seen_articles", "Stories in the dedup window.")
 SEEN_REPLAYED = Counter("radar_ingestor_seen_replayed_total", "news.seen.v1 records read "
                         "(start-up replay and live tail), by result (applied, tombstone, "
-                        "invalid).", ["result"])
+                        "expired, or the rejection reason: invalid_json, schema_violation).",
+                        ["result"])

@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 
 
 def apply_record(index: SeenIndex, record: ConsumerRecord, now: datetime) -> str:
-    """One seen record into the index; returns applied | tombstone | expired | invalid."""
+    """One seen record into the index; returns applied | tombstone | expired, or the reason
+    it was rejected (invalid_json, schema_violation): a metrics label either way."""
     if record.value is None:
         if record.key is not None:
             index.remove(record.key.decode(errors="replace"))
@@ -36,7 +37,7 @@ def apply_record(index: SeenIndex, record: ConsumerRecord, now: datetime) -> str
     if isinstance(seen, Rejected):
         log.warning("seen topic %s[%s]@%s: %s", record.topic, record.partition, record.offset,
                     seen.error)
-        return "invalid"
+        return seen.reason
     if seen.seen_at <= now - index.window:
         return "expired"
     index.add(Fingerprint.from_record(seen), seen.seen_at)

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 from aiokafka import AIOKafkaProducer
 
 from services.ingestor import metrics as in_metrics
@@ -32,13 +34,24 @@ from services.ingestor.publish import Intake, ItemResult, Judge, summary
 from services.ingestor.seen import SeenStore, expire
 from services.ingestor.sources import InputError, Parsed, parse_document
 from shared import logs, metrics
+from shared.auth import token_middleware, warn_if_exposed
 from shared.contracts import Contract, RawDocument, utcnow
 from shared.kafka import Outcome as RecordOutcome
 from shared.kafka import Rejected, StreamProcessor, ensure_topics, make_producer
-from shared.settings import IngestorSettings, KafkaSettings, TopicSettings, kafka, load, topics
+from shared.settings import (
+    IngestorSettings,
+    KafkaSettings,
+    TopicSettings,
+    auth,
+    kafka,
+    load,
+    topics,
+)
 
 log = logging.getLogger(__name__)
 SERVICE = "ingestor"
+#: Paths answered without the write token: Prometheus scrapes, orchestrators probe.
+OPEN_PATHS = ("/metrics", "/health")
 FOLDER_SUFFIXES = (".jsonl", ".json", ".xml", ".rss", ".atom", ".rdf", ".txt", *HTML_SUFFIXES)
 
 
@@ -81,6 +94,22 @@ def _reject_request(channel: str, reason: str, error: str, status: int = 400) ->
     return web.json_response({"error": error, "reason": reason}, status=status)
 
 
+async def _read_body(request: web.Request, channel: str) -> bytes | web.Response:
+    """The request body (decompressed by aiohttp), or the answer refusing it: 413 over the
+    limit, 400 for a body its Content-Encoding cannot decode (found by fuzzing: that was a
+    500)."""
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        in_metrics.REJECTED.labels(channel, "too_large").inc()
+        raise
+    except (HttpProcessingError, RequestPayloadError) as exc:
+        cause = exc.__cause__ or exc
+        return _reject_request(channel, "bad_encoding", f"cannot decode the body "
+                               f"({request.headers.get('Content-Encoding', 'identity')}): "
+                               f"{type(cause).__name__}")
+
+
 def _answer(items: list[Parsed] | None, results: list[ItemResult]) -> web.Response:
     """202 with a per-item result when anything was taken in; 400 when nothing was."""
     counts = summary(results)
@@ -98,11 +127,9 @@ async def post_articles(request: web.Request) -> web.Response:
     ingestor = request.app[INGESTOR]
     if not ingestor.ready:
         return _reject_request("http", "starting", "ingestor is starting", 503)
-    try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        in_metrics.REJECTED.labels("http", "too_large").inc()
-        raise
+    body = await _read_body(request, "http")
+    if isinstance(body, web.Response):
+        return body
     in_metrics.BYTES.labels("http").inc(len(body))
     if not body.strip():
         return _reject_request("http", "empty_body", "empty body")
@@ -116,8 +143,11 @@ async def post_fetch(request: web.Request) -> web.Response:
     ingestor = request.app[INGESTOR]
     if not ingestor.ready:
         return _reject_request("page", "starting", "ingestor is starting", 503)
+    body = await _read_body(request, "page")
+    if isinstance(body, web.Response):
+        return body
     try:
-        payload = json.loads(await request.read() or b"null")
+        payload = json.loads(body or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         return _reject_request("page", "invalid_json", f"malformed JSON: {exc}")
     url = payload.get("url") if isinstance(payload, dict) else None
@@ -247,7 +277,10 @@ async def run() -> None:
             "inbox_assigned": inbox.ready,
             "dedup_window_hours": settings.dedup_window_hours}
 
-    app = web.Application(client_max_size=settings.max_body_bytes)
+    token = auth().ingestor_token
+    warn_if_exposed(SERVICE, settings.host, token, "RADAR_INGESTOR_TOKEN")
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[
+        token_middleware(SERVICE, token, OPEN_PATHS, realm="radar-ingestor")])
     app[INGESTOR] = ingestor
     app.add_routes([web.post("/articles", post_articles), web.post("/fetch", post_fetch),
                     *metrics.ops_routes(SERVICE, readiness)])

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from services.ingestor.clean import clean_text, strip_html
-from shared.contracts import ArticleEvent, stable_hash, utcnow
+from shared.contracts import MAX_TITLE_CHARS, ArticleEvent, stable_hash, utcnow
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def article_from_mapping(item: Any, *, where: str, default_source: str) -> Parse
         return InputError(where, "not_an_object", f"expected a JSON object, got "
                           f"{type(item).__name__}")
     text = clean_text(str(item.get("text") or item.get("body") or ""))
-    title = clean_text(str(item.get("title") or ""))
+    title = _shorten(clean_text(str(item.get("title") or "")), MAX_TITLE_CHARS)
     if not text:
         return InputError(where, "missing_text", "article has no text")
     raw_published = item.get("published_at") or item.get("published") or item.get("date")
@@ -100,6 +100,14 @@ def article_from_mapping(item: Any, *, where: str, default_source: str) -> Parse
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"])
         return InputError(where, "invalid_article", f"{field}: {err['msg']}")
+
+
+def _shorten(text: str, limit: int) -> str:
+    """At most `limit` characters, cut at a word boundary when there is one."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit - 1]
+    return (cut.rsplit(" ", 1)[0] if " " in cut else cut) + "…"
 
 
 def _language_tag(value: Any) -> str:
@@ -184,14 +192,16 @@ def _has_json_object_line(data: bytes) -> bool:
 def parse_document(data: bytes, *, name: str, default_source: str,
                    url: str | None = None) -> Iterator[Parsed]:
     """A whole input: a feed, a web page, JSONL, a JSON array/object, or plain text."""
-    from services.ingestor.pages import extract_page, looks_like_html
+    from services.ingestor.pages import HTML_SUFFIXES, extract_page, looks_like_html
 
     data = data.removeprefix(codecs.BOM_UTF8)
-    if looks_like_html(data, name):
+    # (A JSONL batch whose first line is junk that looks like HTML or XML is still JSONL:
+    # found by fuzzing, the page reading lost the good lines after it.)
+    if looks_like_html(data, name) and (name.lower().endswith(HTML_SUFFIXES)
+                                        or not _has_json_object_line(data)):
         yield extract_page(data, name=name, default_source=default_source, url=url)
         return
     if looks_like_feed(data) and not _has_json_object_line(data):
-        # (A JSONL batch whose first line is junk that looks like XML is still JSONL.)
         yield from parse_feed(data, name=name, default_source=default_source)
         return
     try:

@@ -24,6 +24,10 @@ from shared import settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
+MANAGED_KAFKA = ROOT / "deploy" / "compose" / "managed-kafka.yml"
+# What a user puts in .env: compose refuses to start without the tokens.
+USER_ENV = {"RADAR_INGESTOR_TOKEN": "compose-ingestor-token-0123456789",
+            "RADAR_API_TOKEN": "compose-api-token-0123456789"}
 PROMETHEUS_FILE = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 GRAFANA_PROVISIONING = ROOT / "deploy" / "grafana" / "provisioning"
@@ -68,7 +72,8 @@ def _compose_command(tmp_path: Path) -> tuple[list[str], dict[str, str]]:
     """
     binary = _compose_binary()
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("COMPOSE_", "DOCKER_")) and not k.startswith("RADAR_")}
+           if not k.startswith(("COMPOSE_", "DOCKER_", "KAFKA_")) and not k.startswith("RADAR_")}
+    env |= USER_ENV
     docker = shutil.which("docker")
     if docker is None:
         return [str(binary)], env
@@ -82,11 +87,15 @@ def _compose_command(tmp_path: Path) -> tuple[list[str], dict[str, str]]:
     return [docker, "compose"], env
 
 
-def _compose_config(tmp_path: Path, compose_file: Path) -> subprocess.CompletedProcess[str]:
-    argv, env = _compose_command(tmp_path)
+def _compose_config(tmp_path: Path, compose_file: Path, *more: Path,
+                    env: dict[str, str | None] | None = None,
+                    args: tuple[str, ...] = ("-q",)) -> subprocess.CompletedProcess[str]:
+    argv, base = _compose_command(tmp_path)
+    merged = {k: v for k, v in (base | (env or {})).items() if v is not None}
+    files = [arg for f in (compose_file, *more) for arg in ("-f", str(f))]
     return subprocess.run(
-        [*argv, "-f", str(compose_file), "--project-directory", str(ROOT), "config", "-q"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
+        [*argv, *files, "--project-directory", str(ROOT), "config", *args],
+        cwd=tmp_path, env=merged, capture_output=True, text=True, timeout=60, check=False,
     )
 
 
@@ -105,12 +114,14 @@ def _environment(service: dict[str, Any]) -> dict[str, str]:
     return {str(k): "" if v is None else str(v) for k, v in env.items()}
 
 
-_INTERPOLATION = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
+_INTERPOLATION = re.compile(r"\$\{(\w+)(?::?([-?])([^}]*))?\}")
 
 
 def _with_defaults(value: str) -> str:
-    """`${VAR:-default}` -> `default`, as compose resolves it when VAR is unset."""
-    return _INTERPOLATION.sub(lambda m: m.group(2) or "", value)
+    """`${VAR:-default}` -> `default`, as compose resolves it when VAR is unset;
+    `${VAR:?message}` (required) -> the value a user sets (USER_ENV)."""
+    return _INTERPOLATION.sub(lambda m: USER_ENV.get(m.group(1), "") if m.group(2) == "?"
+                              else m.group(3) or "", value)
 
 
 def _port_of(url: str) -> int:
@@ -257,3 +268,52 @@ def test_grafana_dashboards_provider_matches_mount() -> None:
     assert any(v.startswith("./deploy/grafana/dashboards:/var/lib/grafana/dashboards")
                for v in volumes), volumes
     assert (ROOT / "deploy" / "grafana" / "dashboards").is_dir()
+
+
+# --------------------------------------------------------------------------- security
+
+
+def test_compose_refuses_to_start_without_the_tokens(tmp_path: Path) -> None:
+    services = _compose()["services"]
+    assert "RADAR_INGESTOR_TOKEN" in _environment(services["ingestor"])
+    assert "RADAR_API_TOKEN" in _environment(services["aggregator"])
+    for variable in USER_ENV:
+        result = _compose_config(tmp_path, COMPOSE_FILE, env={variable: None})
+        assert result.returncode != 0
+        assert f"required variable {variable} is missing" in result.stderr, result.stderr
+
+
+MANAGED_ENV = {"KAFKA_BOOTSTRAP_SERVERS": "b-1.kafka.example.net:9096,b-2.kafka.example.net:9096",
+               "KAFKA_SASL_USERNAME": "alliance-radar", "KAFKA_SASL_PASSWORD": "s3cret-pw",
+               "KAFKA_CA_FILE": str(ROOT / "deploy" / "compose" / "managed-kafka.yml")}
+
+
+def test_managed_kafka_override_runs_every_service_on_sasl_ssl(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    result = _compose_config(tmp_path, COMPOSE_FILE, MANAGED_KAFKA, env=MANAGED_ENV,
+                             args=("--format", "json"))
+    assert result.returncode == 0, result.stderr
+    merged = json.loads(result.stdout)["services"]
+    assert "kafka" not in merged  # the bundled broker stays off
+    for name, prefix in RADAR_SERVICES.items():
+        service = merged[name]
+        assert "kafka" not in (service.get("depends_on") or {}), name
+        assert any(v["target"] == "/etc/alliance-radar/kafka-ca.pem" and v["read_only"]
+                   for v in service["volumes"]), name
+        for key in list(os.environ):
+            if key.startswith("RADAR_"):
+                monkeypatch.delenv(key)
+        for key, value in service["environment"].items():
+            monkeypatch.setenv(key, str(value))
+        kafka = settings.KafkaSettings()
+        assert kafka.kafka_security_protocol is settings.SecurityProtocol.SASL_SSL, name
+        assert kafka.kafka_sasl_mechanism is settings.SaslMechanism.SCRAM_SHA_512, name
+        assert kafka.kafka_sasl_password.get_secret_value() == "s3cret-pw", name
+        assert kafka.bootstrap_servers == MANAGED_ENV["KAFKA_BOOTSTRAP_SERVERS"], name
+        assert str(kafka.kafka_ssl_ca_file) == "/etc/alliance-radar/kafka-ca.pem", name
+        assert service["environment"][f"{prefix}HOST"] == "0.0.0.0", name
+    missing = _compose_config(tmp_path, COMPOSE_FILE, MANAGED_KAFKA,
+                              env=MANAGED_ENV | {"KAFKA_SASL_PASSWORD": None})
+    assert missing.returncode != 0 and "KAFKA_SASL_PASSWORD" in missing.stderr
