@@ -45,11 +45,29 @@ class Stage(StrEnum):
     ENDED = "ended"
 
 
+#: The one definition of stage order (the enum's order): the open stages in the order a
+#: partnership moves through them, then the two that close an episode. The aggregator's
+#: stage rules, its tie-break for reports published at the same instant, the evaluation's
+#: tables and the API's grouping all read it from here.
+OPEN_STAGES: tuple[Stage, ...] = (Stage.RUMORED, Stage.TALKS, Stage.AGREED, Stage.ACTIVE)
+TERMINAL_STAGES: frozenset[Stage] = frozenset({Stage.FAILED, Stage.ENDED})
+
+
+def stage_rank(stage: Stage) -> int:
+    """Position of `stage` in the stage order (rumored 0 ... ended 5)."""
+    return _STAGE_RANK[stage]
+
+
+_STAGE_RANK = {stage: rank for rank, stage in enumerate(Stage)}
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _slug(name: str) -> str:
+def slug(name: str) -> str:
+    """A name as a key part: ASCII, lower case, runs of other characters as one '-'
+    ("Citroën SA" -> "citroen-sa"). Alliance ids and company keys are made of these."""
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
 
@@ -61,7 +79,7 @@ def alliance_id_for(parties: list[str]) -> str:
     the Kafka key of partnership, change and state records, so one alliance lives in one
     partition.
     """
-    slugs = sorted({_slug(p) for p in parties if _slug(p)})
+    slugs = sorted({slug(p) for p in parties if slug(p)})
     if len(slugs) < 2:
         raise ValueError(f"an alliance needs two or more distinct parties, got {parties!r}")
     return "+".join(slugs)
@@ -361,6 +379,61 @@ class RawDocument(Contract):
 
     def key(self) -> bytes:
         return self.document_id.encode()
+
+
+def company_key(name: str) -> str:
+    """Key of a company in the aggregator's company index: the slug used in alliance ids
+    ("Honda Motor" -> "honda-motor"), so `/companies/Honda%20Motor` and
+    `/companies/honda-motor` agree."""
+    key = slug(name)
+    if not key:
+        raise ValueError(f"{name!r} has no letters or digits to key a company by")
+    return key
+
+
+class CompanyLink(Contract):
+    """One alliance of one company, as of its latest change (internal repartition record)."""
+
+    topic: ClassVar[str] = "<app id>-company-index"
+
+    schema_version: Literal[1] = Field(1, description="Contract version of this message.")
+    company: str = Field(description="Canonical company name (the record key is its slug).")
+    alliance_id: str = Field(description="The alliance.")
+    parties: list[str] = Field(description="Every party of the alliance, sorted.")
+    stage: Stage = Field(description="Stage of the alliance after the change.")
+    episode: int = Field(ge=1, description="Episode of that stage.")
+    last_changed: AwareDatetime = Field(description="Publication time of the news that set "
+                                        "the stage.")
+    source_offset: int = Field(ge=0, description="Offset of the partnership record that "
+                               "caused the change: newer records of one alliance have higher "
+                               "offsets, so a late redelivery cannot undo a newer link.")
+
+    @field_validator("company")
+    @classmethod
+    def _keyable(cls, company: str) -> str:
+        company_key(company)  # a name without letters or digits has no index key
+        return company
+
+    def key(self) -> bytes:
+        return company_key(self.company).encode()
+
+    @property
+    def partners(self) -> list[str]:
+        return [p for p in self.parties if p != self.company]
+
+
+class CompanyIndex(BaseModel):
+    """Value of the aggregator's `companies` table: every alliance of one company."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: str = Field(description="Slug of the company name.")
+    company: str = Field(description="Canonical company name.")
+    alliances: list[CompanyLink] = Field(default_factory=list,
+                                         description="One link per alliance, by alliance id.")
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
 
 
 WIRE_MODELS: tuple[type[Contract], ...] = (

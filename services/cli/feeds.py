@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 from rich.table import Table
 
+from services.cli.console import err, fail, out
 from services.ingestor.feeds import (
     FeedConfig,
     FeedsFileError,
@@ -32,9 +32,6 @@ if TYPE_CHECKING:  # the intake pulls numpy, scipy and the language model: only 
     from services.ingestor.publish import ItemResult
     from services.ingestor.sources import Parsed
 
-err = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)
-
 feeds_app = typer.Typer(help="Standing RSS/Atom feeds the ingestor polls (the feeds file, "
                         "RADAR_INGESTOR_FEEDS_FILE; a running ingestor re-reads it).",
                         no_args_is_help=True)
@@ -45,11 +42,6 @@ FileOption = Annotated[Path | None, typer.Option(
 
 def _feeds_file(path: Path | None) -> Path:
     return path or load(IngestorSettings).feeds_file
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
-    return typer.Exit(code)
 
 
 @feeds_app.command("add")
@@ -67,11 +59,11 @@ def feeds_add(
     try:
         feed = FeedConfig(url=url, name=name, interval_s=interval)
     except ValidationError as exc:
-        raise _fail("; ".join(e["msg"] for e in exc.errors()), 2) from None
+        raise fail("; ".join(e["msg"] for e in exc.errors()), 2) from None
     try:
         add_feed(path, feed)
     except FeedsFileError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     out.print(f"added {feed.label} ({feed.url}) to {path}")
 
 
@@ -85,7 +77,7 @@ def feeds_list(
     try:
         feeds = load_feeds(path)
     except FeedsFileError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if as_json:
         print(json.dumps([f.model_dump() for f in feeds], indent=2))
         return
@@ -108,7 +100,7 @@ def feeds_remove(
     try:
         gone = remove_feed(path, url_or_name)
     except FeedsFileError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     out.print(f"removed {gone.label} ({gone.url}) from {path}")
 
 
@@ -142,7 +134,7 @@ def ingest(
     settings = load(IngestorSettings)
     results = asyncio.run(ingest_target(path, source, settings))
     if results is None:
-        raise _fail(f"no such file or folder: {path}", 2)
+        raise fail(f"no such file or folder: {path}", 2)
     for r in results:
         if r.status == Outcome.REJECTED:
             err.print(f"[yellow]skipped[/yellow] {r.where}: {r.error}")

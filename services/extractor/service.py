@@ -13,7 +13,7 @@ from services.extractor import metrics as ex_metrics
 from services.extractor.pipeline import Extractor
 from shared import logs, metrics
 from shared.contracts import ArticleEvent, Contract
-from shared.kafka import Outcome, Outgoing, StreamProcessor, ensure_topics
+from shared.kafka import Outgoing, Processed, StreamProcessor, ensure_topics
 from shared.settings import ExtractorSettings, kafka, load, topics
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ class ExtractorHandler:
         self.extractor = extractor
         self.out_topic = out_topic
 
-    async def __call__(self, messages: list[Contract]) -> list[Outcome]:
+    async def __call__(self, messages: list[Contract]) -> list[Processed]:
         articles = [m for m in messages if isinstance(m, ArticleEvent)]
         started = time.perf_counter()
         results = await asyncio.to_thread(self.extractor.extract_many, articles)
@@ -43,7 +43,7 @@ class ExtractorHandler:
                                        "events" if kept else "no_events").inc()
             for event in kept:
                 ex_metrics.EVENTS.labels(event.stage.value).inc()
-            outcomes.append(Outcome(outputs=[Outgoing(self.out_topic, e) for e in kept]))
+            outcomes.append(Processed(outputs=[Outgoing(self.out_topic, e) for e in kept]))
         return outcomes
 
 

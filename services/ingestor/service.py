@@ -36,8 +36,7 @@ from services.ingestor.sources import InputError, Parsed, parse_document
 from shared import logs, metrics
 from shared.auth import token_middleware, warn_if_exposed
 from shared.contracts import Contract, RawDocument, utcnow
-from shared.kafka import Outcome as RecordOutcome
-from shared.kafka import Rejected, StreamProcessor, ensure_topics, make_producer
+from shared.kafka import Processed, Rejected, StreamProcessor, ensure_topics, make_producer
 from shared.settings import (
     IngestorSettings,
     KafkaSettings,
@@ -193,11 +192,11 @@ async def watch_folder(ingestor: Ingestor, folder: Path, interval: float,
 
 
 def inbox_handler(ingestor: Ingestor) -> Callable[[list[Contract]],
-                                                   Awaitable[list[RecordOutcome]]]:
+                                                   Awaitable[list[Processed]]]:
     """RawDocuments from Kafka: a document with rejected items (or a refused URL) becomes a
     dead letter naming them; its good items are published all the same."""
 
-    async def handle(documents: list[Contract]) -> list[RecordOutcome]:
+    async def handle(documents: list[Contract]) -> list[Processed]:
         outcomes = []
         for doc in documents:
             assert isinstance(doc, RawDocument)
@@ -207,7 +206,7 @@ def inbox_handler(ingestor: Ingestor) -> Callable[[list[Contract]],
     return handle
 
 
-async def _take_raw(ingestor: Ingestor, doc: RawDocument) -> RecordOutcome:
+async def _take_raw(ingestor: Ingestor, doc: RawDocument) -> Processed:
     source = doc.source or doc.name
     if doc.url is not None:
         try:
@@ -215,7 +214,7 @@ async def _take_raw(ingestor: Ingestor, doc: RawDocument) -> RecordOutcome:
         except FetchError as exc:
             in_metrics.REJECTED.labels("inbox", exc.reason).inc()
             in_metrics.ARTICLES.labels("inbox", Outcome.REJECTED).inc()
-            return RecordOutcome(rejected=Rejected(exc.reason, str(exc)))
+            return Processed(rejected=Rejected(exc.reason, str(exc)))
     else:
         data = (doc.content or "").encode()
         in_metrics.BYTES.labels("inbox").inc(len(data))
@@ -223,9 +222,9 @@ async def _take_raw(ingestor: Ingestor, doc: RawDocument) -> RecordOutcome:
                                                channel="inbox")
     bad = [r for r in results if r.status == Outcome.REJECTED]
     if not bad:
-        return RecordOutcome()
+        return Processed()
     detail = "; ".join(f"{r.where}: {r.reason}: {r.error}" for r in bad[:20])
-    return RecordOutcome(rejected=Rejected(bad[0].reason or "rejected",
+    return Processed(rejected=Rejected(bad[0].reason or "rejected",
                                            f"{len(bad)} of {len(results)} item(s) rejected: "
                                            f"{detail}"))
 
