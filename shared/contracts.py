@@ -1,7 +1,8 @@
 """Message contracts: one versioned pydantic model per Kafka topic.
 
-These models are the single source of truth for what travels on the wire (JSON), for the
-README's topic table and for the AsyncAPI document. A breaking change is a new model and a
+These models are the single source of truth for what travels on the wire (JSON); the topic
+registry (`shared/topics.py`) says which topic carries which model, and the README's tables
+and the AsyncAPI document are made from both. A breaking change is a new model and a
 new topic (`...v2`), never an edit in place.
 """
 
@@ -12,7 +13,7 @@ import re
 import unicodedata
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -95,9 +96,6 @@ class Contract(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, ser_json_bytes="base64",
                               val_json_bytes="base64")
 
-    #: Default topic name; deployments may rename it through settings (RADAR_TOPIC_*).
-    topic: ClassVar[str]
-
     def key(self) -> bytes:
         """The Kafka record key for this message."""
         raise NotImplementedError
@@ -113,7 +111,6 @@ class Contract(BaseModel):
 class ArticleEvent(Contract):
     """A cleaned news article, published once per distinct story by the ingestor."""
 
-    topic: ClassVar[str] = "news.articles.v1"
 
     schema_version: Literal[1] = Field(1, description="Contract version of this message.")
     article_id: NonEmptyStr = Field(
@@ -180,7 +177,6 @@ class Attribution(BaseModel):
 class PartnershipEvent(Contract):
     """One party set and its stage as reported by one article."""
 
-    topic: ClassVar[str] = "alliances.partnerships.v1"
 
     schema_version: Literal[1] = Field(1, description="Contract version of this message.")
     event_id: NonEmptyStr = Field(description="Deterministic from article id and party set, so "
@@ -259,7 +255,6 @@ class Observation(BaseModel):
 class AllianceState(Contract):
     """The live view of one alliance: the value of the aggregator's table."""
 
-    topic: ClassVar[str] = "alliances.state.v1"
 
     schema_version: Literal[1] = Field(1, description="Contract version of this message.")
     alliance_id: str = Field(description="Key: slugs of the sorted party names joined by '+'.")
@@ -290,7 +285,6 @@ class AllianceState(Contract):
 class AllianceChange(Contract):
     """Emitted exactly when an alliance appears or its stage changes."""
 
-    topic: ClassVar[str] = "alliances.changes.v1"
 
     schema_version: Literal[1] = Field(1, description="Contract version of this message.")
     change_id: str = Field(description="Deterministic id of this transition; consumers dedup "
@@ -314,7 +308,6 @@ class AllianceChange(Contract):
 class DeadLetter(Contract):
     """A record a service could not process, kept with the reason instead of being lost."""
 
-    topic: ClassVar[str] = "<input topic>.dlq"
 
     schema_version: Literal[1] = Field(1, description="Contract version of this message.")
     service: str = Field(description="The service that rejected the record.")
@@ -336,7 +329,6 @@ class SeenArticle(Contract):
     """A story the ingestor published: replayed at start-up so duplicates stay duplicates
     across restarts. Keyed by article_id; a null value (tombstone) forgets it."""
 
-    topic: ClassVar[str] = "news.seen.v1"
 
     schema_version: Literal[1] = Field(1, description="Contract version of this message.")
     article_id: NonEmptyStr = Field(description="The published article.")
@@ -360,7 +352,6 @@ class RawDocument(Contract):
     """A raw document handed to the ingestor over Kafka: a feed, JSON Lines, JSON, HTML or
     text in `content`, or a `url` for the ingestor to fetch."""
 
-    topic: ClassVar[str] = "news.inbox.v1"
 
     schema_version: Literal[1] = Field(1, description="Contract version of this message.")
     document_id: NonEmptyStr = Field(description="Sender's id of the document (the key).")
@@ -394,7 +385,6 @@ def company_key(name: str) -> str:
 class CompanyLink(Contract):
     """One alliance of one company, as of its latest change (internal repartition record)."""
 
-    topic: ClassVar[str] = "<app id>-company-index"
 
     schema_version: Literal[1] = Field(1, description="Contract version of this message.")
     company: str = Field(description="Canonical company name (the record key is its slug).")
@@ -434,9 +424,3 @@ class CompanyIndex(BaseModel):
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()
-
-
-WIRE_MODELS: tuple[type[Contract], ...] = (
-    ArticleEvent, PartnershipEvent, AllianceChange, AllianceState, DeadLetter, SeenArticle,
-    RawDocument,
-)

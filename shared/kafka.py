@@ -145,10 +145,13 @@ def make_client(kafka: KafkaSettings, client_id: str = "radar-probe",
 
 
 async def ensure_topics(kafka: KafkaSettings, topics: TopicSettings,
-                        names: Sequence[str], compacted: Sequence[str] = ()) -> None:
-    """Create missing topics (idempotent; racing creators are fine). Waits for the broker
-    first: a service (re)started while the broker is briefly unreachable waits for it instead
-    of exiting (found by the chaos suite: a restart during a broker outage)."""
+                        names: Sequence[str], compacted: Sequence[str] | None = None) -> None:
+    """Create missing topics (idempotent; racing creators are fine), compacted as the topic
+    registry says (or as `compacted` lists). A service passes `topics.created_by(service)`.
+    Waits for the broker first: a service (re)started while the broker is briefly
+    unreachable waits for it instead of exiting (found by the chaos suite: a restart during
+    a broker outage)."""
+    compact = topics.compacted() if compacted is None else frozenset(compacted)
     await wait_for_broker(kafka, timeout=120.0)
     admin = make_admin(kafka)
     await admin.start()
@@ -158,7 +161,7 @@ async def ensure_topics(kafka: KafkaSettings, topics: TopicSettings,
         if not missing:
             return
         new = [NewTopic(n, topics.partitions, topics.replication,
-                        topic_configs={"cleanup.policy": "compact"} if n in compacted else {})
+                        topic_configs={"cleanup.policy": "compact"} if n in compact else {})
                for n in missing]
         with contextlib.suppress(TopicAlreadyExistsError):
             await admin.create_topics(new)

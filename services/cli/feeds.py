@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -111,9 +109,7 @@ def ingestor(
     """Run the ingestor service (HTTP push, feeds, watched folder, inbox -> news.articles.v1)."""
     from services.ingestor.service import main
 
-    if feeds_file is not None:
-        os.environ["RADAR_INGESTOR_FEEDS_FILE"] = str(feeds_file)
-    main()
+    main(feeds_file=feeds_file)
 
 
 # ---------------------------------------------------------------- radar ingest
@@ -153,72 +149,36 @@ def ingest(
         raise typer.Exit(2 if counts["accepted"] else 1)
 
 
-def read_documents(target: str) -> list[tuple[str, bytes]] | None:
-    """(name, bytes) of stdin, a file, or a folder's files with known suffixes."""
-    from services.ingestor.service import FOLDER_SUFFIXES
-
-    if target == "-":
-        return [("stdin", sys.stdin.buffer.read())]
-    path = Path(target)
-    if not path.exists():
-        return None
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir()
-                       if p.is_file() and p.suffix.lower() in FOLDER_SUFFIXES)
-    else:
-        files = [path]
-    return [(p.name, p.read_bytes()) for p in files]
-
-
 async def ingest_target(target: str, source: str | None,
                         settings: IngestorSettings) -> list[ItemResult] | None:
-    """Parse (or fetch) the target and take it in like the service does; None if missing."""
-    from services.ingestor.fetch import FetchError, FetchPolicy, SafeFetcher
-    from services.ingestor.sources import InputError, parse_document
-
-    items: list[Parsed] = []
-    if target.startswith(("http://", "https://")):
-        fetcher = SafeFetcher(FetchPolicy.from_settings(settings))
-        try:
-            fetched = await fetcher.fetch(target, channel="cli")
-            items = list(parse_document(fetched.body, name=fetched.url, url=fetched.url,
-                                        default_source=source or "web"))
-        except FetchError as exc:
-            items = [InputError(target, exc.reason, exc.message)]
-        finally:
-            await fetcher.aclose()
-    else:
-        documents = read_documents(target)
-        if documents is None:
-            return None
-        for name, data in documents:
-            items.extend(parse_document(data, name=name, default_source=source or name))
-    return await take(items, settings, channel="cli")
-
-
-async def take(items: list[Parsed], settings: IngestorSettings, *,
-               channel: str) -> list[ItemResult]:
-    """Replay the seen topic, then judge and publish like the service (one-shot)."""
-    from services.ingestor.publish import Intake, Judge
-    from services.ingestor.seen import SeenStore
-    from shared.kafka import ensure_topics, make_producer
+    """Parse (or fetch) the target and take it in as the service does, with the same
+    ingestor (`services.ingestor.wiring`): the seen topic replayed first, so what the stack
+    already published is a duplicate. None when the target is a missing path."""
+    from services.ingestor.documents import parse_document, read_documents
+    from services.ingestor.fetch import FetchError
+    from services.ingestor.sources import InputError
+    from services.ingestor.wiring import Ingestor
     from shared.settings import kafka, topics
 
-    k, t = kafka(), topics()
-    await ensure_topics(k, t, [t.articles, settings.seen_topic],
-                        compacted=[settings.seen_topic])
-    judge = Judge.from_settings(settings)
-    store = SeenStore(k, settings.seen_topic, judge.index, client_id="radar-cli-seen")
-    producer = make_producer(k, client_id="radar-cli")
-    await producer.start()
+    is_url = target.startswith(("http://", "https://"))
+    documents = [] if is_url else read_documents(target)
+    if documents is None:
+        return None
+    ingestor = Ingestor.from_settings(settings, kafka(), topics(), name="cli")
+    await ingestor.open()
     try:
-        await store.replay()
-        intake = Intake(producer, judge, articles_topic=t.articles,
-                        seen_topic=settings.seen_topic, service="cli")
-        return await intake.take(items, channel)
+        await ingestor.remember()
+        if is_url:
+            try:
+                return await ingestor.take_url(target, channel="cli", default_source=source)
+            except FetchError as exc:
+                refused: list[Parsed] = [InputError(target, exc.reason, exc.message)]
+                return await ingestor.intake.take(refused, "cli")
+        items = [item for name, data in documents
+                 for item in parse_document(data, name=name, default_source=source or name)]
+        return await ingestor.intake.take(items, "cli")
     finally:
-        await store.stop()
-        await producer.stop()
+        await ingestor.close()
 
 
 def standalone_app() -> typer.Typer:

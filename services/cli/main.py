@@ -346,6 +346,20 @@ def docs(readme: Annotated[Path, typer.Argument()] = Path("README.md")) -> None:
     out.print(f"{readme}: {'updated' if update(readme) else 'up to date'}")
 
 
+@app.command()
+def asyncapi(
+    output: Annotated[Path | None, typer.Argument(help="Where to write it [default: "
+                                                  "deploy/asyncapi/asyncapi.json].")] = None,
+    check: Annotated[bool, typer.Option(help="Only compare; exit 1 if the file is stale.")]
+    = False,
+) -> None:
+    """Write the AsyncAPI document of every topic (from the topic registry and the models)."""
+    from services.cli.docs import write_asyncapi
+    from shared.asyncapi import DEFAULT_OUTPUT
+
+    raise typer.Exit(write_asyncapi(output or DEFAULT_OUTPUT, check=check))
+
+
 def main() -> None:
     app()
 

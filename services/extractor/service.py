@@ -50,7 +50,7 @@ class ExtractorHandler:
 async def run() -> None:
     settings = load(ExtractorSettings)
     k, t = kafka(), topics()
-    await ensure_topics(k, t, [t.articles, t.partnerships, t.dlq(t.articles)])
+    await ensure_topics(k, t, t.created_by(SERVICE))
     log.info("loading spaCy model %s and the partnership model", settings.model)
     extractor = await asyncio.to_thread(Extractor.load, settings.model,
                                         model_path=settings.partnership_model,

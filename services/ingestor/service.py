@@ -15,7 +15,6 @@ import json
 import logging
 import signal
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,21 +22,22 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
-from aiokafka import AIOKafkaProducer
 
 from services.ingestor import metrics as in_metrics
 from services.ingestor.dedup import Outcome
+from services.ingestor.documents import FOLDER_SUFFIXES, parse_off_loop
 from services.ingestor.feeds import FeedConfig, FeedPoller
-from services.ingestor.fetch import FetchError, FetchPolicy, SafeFetcher
-from services.ingestor.pages import HTML_SUFFIXES
-from services.ingestor.publish import Intake, ItemResult, Judge, summary
-from services.ingestor.seen import SeenStore, expire
-from services.ingestor.sources import InputError, Parsed, parse_document
+from services.ingestor.fetch import FetchError
+from services.ingestor.publish import ItemResult, summary
+from services.ingestor.seen import expire
+from services.ingestor.sources import InputError, Parsed
+from services.ingestor.wiring import SERVICE, Ingestor
 from shared import logs, metrics
 from shared.auth import token_middleware, warn_if_exposed
 from shared.contracts import Contract, RawDocument, utcnow
-from shared.kafka import Processed, Rejected, StreamProcessor, ensure_topics, make_producer
+from shared.kafka import Processed, Rejected, StreamProcessor
 from shared.settings import (
+    AuthSettings,
     IngestorSettings,
     KafkaSettings,
     TopicSettings,
@@ -48,44 +48,11 @@ from shared.settings import (
 )
 
 log = logging.getLogger(__name__)
-SERVICE = "ingestor"
 #: Paths answered without the write token: Prometheus scrapes, orchestrators probe.
 OPEN_PATHS = ("/metrics", "/health")
-FOLDER_SUFFIXES = (".jsonl", ".json", ".xml", ".rss", ".atom", ".rdf", ".txt", *HTML_SUFFIXES)
-
-
-@dataclass
-class Ingestor:
-    """The running parts the HTTP handlers and background tasks share."""
-
-    settings: IngestorSettings
-    intake: Intake
-    fetcher: SafeFetcher
-    ready: bool = False
-
-    async def take_document(self, data: bytes, *, name: str, default_source: str,
-                            channel: str, url: str | None = None) -> list[ItemResult]:
-        items = await parse_off_loop(data, name=name, default_source=default_source, url=url)
-        return await self.intake.take(items, channel)
-
-    async def take_url(self, url: str, *, channel: str,
-                       default_source: str | None = None) -> list[ItemResult]:
-        """Fetch (checked: see fetch.py) and ingest a page or feed; FetchError if refused."""
-        fetched = await self.fetcher.fetch(url, channel=channel)
-        return await self.take_document(fetched.body, name=fetched.url, url=fetched.url,
-                                        default_source=default_source or "web",
-                                        channel=channel)
 
 
 INGESTOR = web.AppKey("ingestor", Ingestor)
-
-
-async def parse_off_loop(data: bytes, *, name: str, default_source: str,
-                         url: str | None = None) -> list[Parsed]:
-    """Parsing and cleaning (pure, and slow for big bodies or pages) in a worker thread, so
-    the event loop keeps serving /health and Kafka heartbeats."""
-    return await asyncio.to_thread(
-        lambda: list(parse_document(data, name=name, default_source=default_source, url=url)))
 
 
 def _reject_request(channel: str, reason: str, error: str, status: int = 400) -> web.Response:
@@ -238,45 +205,37 @@ def feed_publisher(ingestor: Ingestor) -> Callable[[list[Parsed], FeedConfig],
     return on_items
 
 
-async def expire_loop(ingestor: Ingestor, producer: AIOKafkaProducer, stop: asyncio.Event,
-                      every: float = 60.0) -> None:
+async def expire_loop(ingestor: Ingestor, stop: asyncio.Event, every: float = 60.0) -> None:
     """Forget (and tombstone) stories that left the dedup window."""
-    index = ingestor.intake.judge.index
+    index = ingestor.judge.index
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every)
         if index.enabled:
-            gone = await expire(index, producer, ingestor.settings.seen_topic, utcnow())
+            gone = await expire(index, ingestor.producer, ingestor.topics.seen, utcnow())
             if gone:
                 log.info("dedup window: forgot %d stor(ies)", gone)
 
 
-async def run() -> None:
-    settings = load(IngestorSettings)
-    k, t = kafka(), topics()
-    await _ensure_topics(settings, k, t)
-    producer = make_producer(k, client_id="radar-ingestor")
-    await producer.start()
-    judge = Judge.from_settings(settings)
-    intake = Intake(producer, judge, articles_topic=t.articles, seen_topic=settings.seen_topic,
-                    service=SERVICE)
-    ingestor = Ingestor(settings, intake, SafeFetcher(FetchPolicy.from_settings(settings)))
-    store = SeenStore(k, settings.seen_topic, judge.index)
+async def run(settings: IngestorSettings, kafka: KafkaSettings, topics: TopicSettings,
+              auth: AuthSettings) -> None:
+    ingestor = Ingestor.from_settings(settings, kafka, topics)
+    await ingestor.open()
     poller = FeedPoller(settings.feeds_file, ingestor.fetcher, feed_publisher(ingestor),
                         default_interval=settings.feed_interval_s,
                         max_backoff=settings.feed_max_backoff_s)
-    inbox = StreamProcessor(service=SERVICE, kafka=k, input_topic=settings.inbox_topic,
+    inbox = StreamProcessor(service=SERVICE, kafka=kafka, input_topic=topics.inbox,
                             model=RawDocument, group_id=settings.group_id,
                             handler=inbox_handler(ingestor), batch_size=16)
 
     def readiness() -> tuple[bool, dict[str, object]]:
-        connected = producer.client.cluster.brokers() != set()
+        connected = ingestor.producer.client.cluster.brokers() != set()
         return ingestor.ready and connected, {
-            "topic": t.articles, "seen_stories": len(judge.index), "feeds": len(poller.states),
-            "inbox_assigned": inbox.ready,
+            "topic": topics.articles, "seen_stories": len(ingestor.judge.index),
+            "feeds": len(poller.states), "inbox_assigned": inbox.ready,
             "dedup_window_hours": settings.dedup_window_hours}
 
-    token = auth().ingestor_token
+    token = auth.ingestor_token
     warn_if_exposed(SERVICE, settings.host, token, "RADAR_INGESTOR_TOKEN")
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[
         token_middleware(SERVICE, token, OPEN_PATHS, realm="radar-ingestor")])
@@ -291,12 +250,10 @@ async def run() -> None:
         loop.add_signal_handler(sig, stop.set)
     tasks: list[asyncio.Task] = []
     try:
-        await store.replay()
-        ingestor.ready = True
+        await ingestor.remember()
         await inbox.start()
-        tasks = [asyncio.create_task(store.follow(stop)),
-                 asyncio.create_task(expire_loop(ingestor, producer, stop,
-                                                 every=_expire_every(settings))),
+        tasks = [asyncio.create_task(ingestor.seen.follow(stop)),
+                 asyncio.create_task(expire_loop(ingestor, stop, every=_expire_every(settings))),
                  asyncio.create_task(poller.run(stop)),
                  asyncio.create_task(inbox.run(stop))]
         if settings.watch_dir is not None:
@@ -315,9 +272,7 @@ async def run() -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
         await runner.cleanup()
         await inbox.stop()
-        await store.stop()
-        await ingestor.fetcher.aclose()
-        await producer.stop()
+        await ingestor.close()
 
 
 def _expire_every(settings: IngestorSettings) -> float:
@@ -325,12 +280,10 @@ def _expire_every(settings: IngestorSettings) -> float:
     return min(60.0, max(1.0, window / 10))
 
 
-async def _ensure_topics(settings: IngestorSettings, k: KafkaSettings,
-                         t: TopicSettings) -> None:
-    await ensure_topics(k, t, [t.articles, settings.seen_topic, settings.inbox_topic,
-                               t.dlq(settings.inbox_topic)], compacted=[settings.seen_topic])
-
-
-def main() -> None:
+def main(feeds_file: Path | None = None) -> None:
+    """Read the settings (`feeds_file` overrides RADAR_INGESTOR_FEEDS_FILE) and run."""
     logs.setup(SERVICE)
-    asyncio.run(run())
+    settings = load(IngestorSettings)
+    if feeds_file is not None:
+        settings = settings.model_copy(update={"feeds_file": feeds_file})
+    asyncio.run(run(settings, kafka(), topics(), auth()))
