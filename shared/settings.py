@@ -10,7 +10,7 @@ from enum import StrEnum
 from functools import cache
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import (
     AliasChoices,
@@ -23,7 +23,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.topics import TOPICS, Topic, dlq
+from shared.topics import TOPICS, Topic, check_registry, dlq
 
 
 class Profile(StrEnum):
@@ -158,9 +158,11 @@ def _env(*fields: str) -> str:
 
 class _TopicLayout(BaseSettings):
     """Partitions and replication of created topics, and the lookups over the topic names
-    (the names themselves are fields made from the registry below)."""
+    (the names themselves are fields made from the registry, see `topic_settings`)."""
 
     model_config = _config("RADAR_TOPIC_") | SettingsConfigDict(populate_by_name=True)
+    #: The registry the name fields were made from.
+    registry: ClassVar[tuple[Topic, ...]] = ()
 
     partitions: int = Field(4, ge=1, description="Partitions of every topic the services "
                             "create.")
@@ -177,13 +179,14 @@ class _TopicLayout(BaseSettings):
     def created_by(self, service: str) -> list[str]:
         """The topics `service` makes sure exist before it starts: every public topic it
         sends or receives, and the dead-letter topics of what it reads."""
-        names = [self.name(t.id) for t in TOPICS
+        names = [self.name(t.id) for t in self.registry
                  if t.renamable and service in t.parties()]
-        return names + [dlq(self.name(t.id)) for t in TOPICS if t.dead_lettered_by == service]
+        return names + [dlq(self.name(t.id)) for t in self.registry
+                        if t.dead_lettered_by == service]
 
     def compacted(self) -> frozenset[str]:
         """Configured names of the renamable topics whose clean-up policy is compact."""
-        return frozenset(self.name(t.id) for t in TOPICS
+        return frozenset(self.name(t.id) for t in self.registry
                          if t.renamable and t.cleanup_policy == "compact")
 
 
@@ -196,13 +199,19 @@ def _topic_field(topic: Topic) -> tuple[type[str], Any]:
                       description=f"{topic.model.__name__} topic{compacted}{legacy}.")
 
 
-#: Topic names and layout; one field per renamable topic of `shared.topics.TOPICS`
-#: (RADAR_TOPIC_<ID>), defaults the versioned contract names. Made from the registry so a
-#: new topic needs no edit here.
-TopicSettings: type[_TopicLayout] = create_model(
-    "TopicSettings", __base__=_TopicLayout,
-    __doc__="Topic names and layout. Defaults are the versioned contract names.",
-    **{t.id: _topic_field(t) for t in TOPICS if t.renamable})
+def topic_settings(registry: tuple[Topic, ...]) -> type[_TopicLayout]:
+    """Settings with one name field per renamable topic of `registry` (RADAR_TOPIC_<ID>),
+    defaulting to its versioned name. Made from the registry so a new topic needs no edit
+    here."""
+    check_registry(registry)
+    return create_model(
+        "TopicSettings", __base__=_TopicLayout,
+        __doc__="Topic names and layout. Defaults are the versioned contract names.",
+        registry=(ClassVar[tuple[Topic, ...]], registry),
+        **{t.id: _topic_field(t) for t in registry if t.renamable})
+
+
+TopicSettings = topic_settings(TOPICS)
 
 
 class HttpSettings(BaseSettings):
