@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import time
 
 from aiohttp import web
@@ -14,6 +13,7 @@ from services.extractor.pipeline import Extractor
 from shared import logs, metrics
 from shared.contracts import ArticleEvent, Contract
 from shared.kafka import Outgoing, Processed, StreamProcessor, ensure_topics
+from shared.logs import stop_on_signals
 from shared.settings import ExtractorSettings, kafka, load, topics
 
 log = logging.getLogger(__name__)
@@ -70,10 +70,7 @@ async def run() -> None:
     app.add_routes(metrics.ops_routes(SERVICE, readiness))
     runner = await metrics.start_http(app, settings.host, settings.port)
     log.info("extractor HTTP on http://%s:%s", settings.host, settings.port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     await processor.start()
     try:
         await processor.run(stop)

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import signal
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -36,6 +35,7 @@ from shared import logs, metrics
 from shared.auth import token_middleware, warn_if_exposed
 from shared.contracts import Contract, RawDocument, utcnow
 from shared.kafka import Processed, Rejected, StreamProcessor
+from shared.logs import stop_on_signals
 from shared.settings import (
     AuthSettings,
     IngestorSettings,
@@ -87,13 +87,20 @@ def _answer(items: list[Parsed] | None, results: list[ItemResult]) -> web.Respon
     return web.json_response(body, status=400)
 
 
+async def _ready_body(request: web.Request, channel: str
+                      ) -> tuple[Ingestor, bytes | web.Response]:
+    """The ingestor and the request's body, or the answer refusing the request: 503 while
+    the dedup memory is replayed, else as `_read_body`."""
+    ingestor = request.app[INGESTOR]
+    if not ingestor.ready:
+        return ingestor, _reject_request(channel, "starting", "ingestor is starting", 503)
+    return ingestor, await _read_body(request, channel)
+
+
 async def post_articles(request: web.Request) -> web.Response:
     """Accept one JSON article, a JSON array, JSON Lines, an RSS/Atom document, an HTML page
     or plain text. `?source=` names the source of items that name none."""
-    ingestor = request.app[INGESTOR]
-    if not ingestor.ready:
-        return _reject_request("http", "starting", "ingestor is starting", 503)
-    body = await _read_body(request, "http")
+    ingestor, body = await _ready_body(request, "http")
     if isinstance(body, web.Response):
         return body
     in_metrics.BYTES.labels("http").inc(len(body))
@@ -106,10 +113,7 @@ async def post_articles(request: web.Request) -> web.Response:
 
 async def post_fetch(request: web.Request) -> web.Response:
     """`{"url": "https://...", "source": "..."}`: fetch a page or feed and ingest it."""
-    ingestor = request.app[INGESTOR]
-    if not ingestor.ready:
-        return _reject_request("page", "starting", "ingestor is starting", 503)
-    body = await _read_body(request, "page")
+    ingestor, body = await _ready_body(request, "page")
     if isinstance(body, web.Response):
         return body
     try:
@@ -244,10 +248,7 @@ async def run(settings: IngestorSettings, kafka: KafkaSettings, topics: TopicSet
                     *metrics.ops_routes(SERVICE, readiness)])
     runner = await metrics.start_http(app, settings.host, settings.port)
     log.info("ingestor HTTP on http://%s:%s", settings.host, settings.port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     tasks: list[asyncio.Task] = []
     try:
         await ingestor.remember()
