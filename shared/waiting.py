@@ -54,9 +54,8 @@ async def wait_until(check: Callable[[], Awaitable[T] | T], *, timeout: float,
     while True:
         result, error = None, None
         try:
-            result = check()
-            if inspect.isawaitable(result):
-                result = await result
+            outcome = check()
+            result = await outcome if inspect.isawaitable(outcome) else outcome
         except retry_on as exc:
             error = exc
         if deadline.done(result, error):
