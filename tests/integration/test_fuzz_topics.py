@@ -98,9 +98,9 @@ def _letters(n: int) -> str:
 
 def _article(n: int) -> ArticleEvent:
     return ArticleEvent(article_id=f"fz-{RUN}-{n}", published_at=datetime(2024, 6, 1, tzinfo=UTC),
-                        text=f"Fuzzard{_letters(n)} Motors Corp and Probeline{_letters(n)} Cells "
-                             f"Inc are in talks to jointly develop hydrogen engines, the "
-                             f"companies said.")
+                        text=f"Fuzzard{_letters(n)} Motors Corp said it formed a joint venture "
+                             f"with Probeline{_letters(n)} Cells Inc to develop hydrogen "
+                             f"engines.")
 
 
 def _partnership(n: int) -> PartnershipEvent:

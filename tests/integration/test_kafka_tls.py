@@ -32,8 +32,8 @@ from tests.tls import Pki, make_pki
 INSTALL_HINT = "run `make test` (installs Debian's stunnel4) or `apt-get install stunnel4`"
 WRITE_TOKEN, READ_TOKEN = "tls-test-write-token-0123456789", "tls-test-read-token-0123456789"
 STORY = {"id": "tls-1", "published_at": "2024-06-01T00:00:00Z",
-         "text": "Toyota Motor Corp and Mazda Motor Corp are in talks to jointly develop "
-                 "hydrogen engines, the companies said."}
+         "text": "Toyota Motor Corp and Mazda Motor Corp signed an agreement to jointly "
+                 "develop hydrogen engines, the companies said."}
 
 
 @dataclass
@@ -132,7 +132,7 @@ def test_the_whole_pipeline_runs_over_tls(tls_broker: TlsBroker, tmp_path: Path)
 
         rows = wait_until(in_view, 60, 0.2, "the alliance in the view over TLS")
         through = time.monotonic() - started
-        assert [(r["alliance_id"], r["stage"]) for r in rows] == [("mazda+toyota", "talks")]
+        assert [(r["alliance_id"], r["stage"]) for r in rows] == [("mazda+toyota", "agreed")]
 
         # A plain Kafka consumer of the change feed, over the same TLS settings.
         async def change() -> AllianceChange:

@@ -22,11 +22,14 @@ RUMOR = {
     "published_at": "2024-01-09T08:00:00Z", "source": "Test Wire",
     "url": "https://news.example.com/it-nh-1",
 }
-TALKS = {
-    "id": "it-nh-2", "title": "Nissan, Honda in talks",
-    "text": "TOKYO, March 12 (Test Wire) - Nissan Motor Co and Honda Motor Co are in talks "
-            "to jointly develop software and batteries for electric vehicles, the two "
-            "companies said on Tuesday.",
+# The second story moves the alliance on; which stage the learned extractor reads from it
+# is not this test's business (tests/unit/test_extraction_quality.py measures that), so the
+# story is one it reads plainly: a signed agreement.
+AGREED = {
+    "id": "it-nh-2", "title": "Nissan, Honda sign EV pact",
+    "text": "TOKYO, March 12 (Test Wire) - Nissan Motor Co and Honda Motor Co signed an "
+            "agreement to jointly develop software and batteries for electric vehicles, the "
+            "two companies said on Tuesday.",
     "published_at": "2024-03-12T08:00:00Z", "source": "Test Wire",
 }
 NH = "honda+nissan"
@@ -71,16 +74,16 @@ async def test_article_becomes_partnership_event_change_and_view(
         first = nh_changes(changes.records)
         assert [(c.previous_stage, c.stage) for c in first] == [(None, "rumored")]
 
-        # 4. A later article over HTTP moves it to talks: exactly one change.
+        # 4. A later article over HTTP moves it to agreed: exactly one change.
         ingest = stack.services["ingestor"].base_url + "/articles"
-        resp = httpx.post(ingest, content=json.dumps(TALKS), timeout=10)
+        resp = httpx.post(ingest, content=json.dumps(AGREED), timeout=10)
         assert resp.status_code == 202, resp.text
         assert resp.json()["items"][0]["article_id"] == "it-nh-2"
-        await changes.wait_for(lambda rs: len(nh_changes(rs)) >= 2, message="talks change")
+        await changes.wait_for(lambda rs: len(nh_changes(rs)) >= 2, message="agreed change")
 
         # The ingestor does not republish a story it has seen (dedup) ...
         duplicates_before = _metric(stack, "radar_duplicate_events_total")
-        again = httpx.post(ingest, content=json.dumps(TALKS), timeout=10)
+        again = httpx.post(ingest, content=json.dumps(AGREED), timeout=10)
         assert again.status_code == 202 and again.json()["items"][0]["status"] == "duplicate"
         # ... but Kafka redelivers (at least once): the same record again must not emit the
         # transition again.
@@ -94,16 +97,16 @@ async def test_article_becomes_partnership_event_change_and_view(
         await changes.poll()
         moves = [c for c in nh_changes(changes.records) if c.previous_stage == "rumored"]
         assert len(moves) == 1
-        assert (moves[0].stage, moves[0].article_id) == ("talks", "it-nh-2")
+        assert (moves[0].stage, moves[0].article_id) == ("agreed", "it-nh-2")
         assert len(nh_changes(changes.records)) == 2
 
     # 5. The HTTP view answers from the table.
     api = stack.services["aggregator"].base_url
     view = httpx.get(f"{api}/alliances", params={"company": "nissan"}).json()
     row = next(a for a in view["alliances"] if a["alliance_id"] == NH)
-    assert row["stage"] == "talks" and row["article_count"] == 2
+    assert row["stage"] == "agreed" and row["article_count"] == 2
     one = httpx.get(f"{api}/alliances/{NH}").json()
-    assert [t["stage"] for t in one["history"]] == ["rumored", "talks"]
+    assert [t["stage"] for t in one["history"]] == ["rumored", "agreed"]
     assert httpx.get(f"{api}/alliances", params={"stage": "rumored",
                                                  "company": "Honda"}).json()["count"] == 0
 
@@ -112,14 +115,14 @@ async def test_article_becomes_partnership_event_change_and_view(
                            env=cli_env, capture_output=True, text=True, timeout=30)
     assert shown.returncode == 0, shown.stderr
     assert [a["stage"] for a in json.loads(shown.stdout)
-            if a["alliance_id"] == NH] == ["talks"]
+            if a["alliance_id"] == NH] == ["agreed"]
     watched = subprocess.run([radar_bin, "watch", "--json", "--from-beginning",
                               "--company", "Honda", "--limit", "2"],
                              env=cli_env, capture_output=True, text=True, timeout=60)
     assert watched.returncode == 0, watched.stderr
     lines = [AllianceChange.model_validate_json(x) for x in watched.stdout.splitlines()]
     assert [(c.previous_stage, c.stage) for c in lines] == [(None, "rumored"),
-                                                            ("rumored", "talks")]
+                                                            ("rumored", "agreed")]
 
 
 def test_watch_shows_changes_as_they_arrive(stack: Stack, cli_env: dict, radar_bin: str):

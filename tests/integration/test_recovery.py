@@ -13,6 +13,7 @@ from shared.contracts import AllianceChange
 from tests.helpers import TopicReader, valid, wait_until
 
 N = 12
+STAGE = "agreed"
 
 
 def articles(stage_text: str, day: int) -> list[dict]:
@@ -40,7 +41,7 @@ def details(stack: Stack, rows: list[dict]) -> dict[str, dict] | None:
         out[row["alliance_id"]] = history.json()
         for party in row["parties"]:
             company = httpx.get(f"{api}/companies/{party}", timeout=10)
-            if company.status_code != 200 or "talks" not in company.json()["partners_by_stage"]:
+            if company.status_code != 200 or STAGE not in company.json()["partners_by_stage"]:
                 return None
             out[party] = company.json()
     return out
@@ -53,22 +54,24 @@ def strip_clock(rows: list[dict]) -> list[dict]:
 async def test_aggregator_sigkill_restart_restores_view_without_duplicate_changes(
         stack: Stack) -> None:
     url = stack.services["ingestor"].base_url + "/articles"
-    body = "\n".join(json.dumps(a) for a in articles("may team up on batteries", 1)
-                     + articles("are in talks to jointly build batteries", 2))
+    # Two stories per alliance, both plain agreements to the learned extractor: the first to
+    # arrive opens the alliance, the second adds an article and no change.
+    body = "\n".join(json.dumps(a) for a in
+                     articles("agreed to form a joint venture to build batteries", 1)
+                     + articles("said they formed a joint venture to build batteries", 2))
     assert httpx.post(url, content=body, timeout=30).status_code == 202
 
-    def all_at_talks(records: list) -> bool:
-        return len({c.alliance_id for c in ours(records) if c.stage == "talks"}) == N
+    def all_agreed(records: list) -> bool:
+        return len({c.alliance_id for c in ours(records) if c.stage == STAGE}) == N
 
     async with TopicReader(stack.bootstrap, "alliances.changes.v1") as changes:
-        # Articles of one alliance may be extracted in either order (articles are keyed by
-        # article id): talks-then-rumored gives one change, rumored-then-talks two.
-        await changes.wait_for(all_at_talks, 120, message="every alliance at talks")
-        emitted = len(ours(changes.records))
-        assert N <= emitted <= 2 * N
+        await changes.wait_for(all_agreed, 120, message=f"every alliance at {STAGE}")
         before = strip_clock(wait_until(
             lambda: (rows := view(stack)) and len(rows) == N
-            and all(r["stage"] == "talks" for r in rows) and rows, 60, message="view"))
+            and all(r["stage"] == STAGE and r["article_count"] == 2 for r in rows) and rows,
+            60, message="view"))
+        emitted = len(ours(changes.records))
+        assert N <= emitted <= 2 * N
 
         details_before = wait_until(lambda: details(stack, before), 30,
                                     message="company index and histories")
@@ -85,8 +88,8 @@ async def test_aggregator_sigkill_restart_restores_view_without_duplicate_change
 
         # A sentinel processed after the restart proves redeliveries were handled first.
         sentinel = {"id": "it-rec-sentinel", "published_at": "2024-02-03T00:00:00Z",
-                    "text": "Alpha99 Motors Corp and Beta99 Energy Inc signed an agreement "
-                            "to build batteries, the companies said."}
+                    "text": "Alpha99 Motors Corp and Beta99 Energy Inc said they formed a "
+                            "joint venture to build batteries, the companies said."}
         assert httpx.post(url, json=sentinel, timeout=10).status_code == 202
         await changes.wait_for(lambda rs: any(c.article_id == "it-rec-sentinel"
                                               for c in ours(rs)), 60, message="sentinel")
