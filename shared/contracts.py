@@ -1,7 +1,8 @@
 """Message contracts: one versioned pydantic model per Kafka topic.
 
-These models are the single source of truth for what travels on the wire (JSON), for the
-README's topic table and for the AsyncAPI document. A breaking change is a new model and a
+These models are the single source of truth for what travels on the wire (JSON); the topic
+registry (`shared/topics.py`) says which topic carries which model, and the README's tables
+and the AsyncAPI document are made from both. A breaking change is a new model and a
 new topic (`...v2`), never an edit in place.
 """
 
@@ -12,7 +13,7 @@ import re
 import unicodedata
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -45,11 +46,29 @@ class Stage(StrEnum):
     ENDED = "ended"
 
 
+#: The one definition of stage order (the enum's order): the open stages in the order a
+#: partnership moves through them, then the two that close an episode. The aggregator's
+#: stage rules, its tie-break for reports published at the same instant, the evaluation's
+#: tables and the API's grouping all read it from here.
+OPEN_STAGES: tuple[Stage, ...] = (Stage.RUMORED, Stage.TALKS, Stage.AGREED, Stage.ACTIVE)
+TERMINAL_STAGES: frozenset[Stage] = frozenset({Stage.FAILED, Stage.ENDED})
+
+
+def stage_rank(stage: Stage) -> int:
+    """Position of `stage` in the stage order (rumored 0 ... ended 5)."""
+    return _STAGE_RANK[stage]
+
+
+_STAGE_RANK = {stage: rank for rank, stage in enumerate(Stage)}
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _slug(name: str) -> str:
+def slug(name: str) -> str:
+    """A name as a key part: ASCII, lower case, runs of other characters as one '-'
+    ("Citroën SA" -> "citroen-sa"). Alliance ids and company keys are made of these."""
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
 
@@ -61,7 +80,7 @@ def alliance_id_for(parties: list[str]) -> str:
     the Kafka key of partnership, change and state records, so one alliance lives in one
     partition.
     """
-    slugs = sorted({_slug(p) for p in parties if _slug(p)})
+    slugs = sorted({slug(p) for p in parties if slug(p)})
     if len(slugs) < 2:
         raise ValueError(f"an alliance needs two or more distinct parties, got {parties!r}")
     return "+".join(slugs)
@@ -76,9 +95,6 @@ class Contract(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, ser_json_bytes="base64",
                               val_json_bytes="base64")
-
-    #: Default topic name; deployments may rename it through settings (RADAR_TOPIC_*).
-    topic: ClassVar[str]
 
     def key(self) -> bytes:
         """The Kafka record key for this message."""
@@ -95,7 +111,6 @@ class Contract(BaseModel):
 class ArticleEvent(Contract):
     """A cleaned news article, published once per distinct story by the ingestor."""
 
-    topic: ClassVar[str] = "news.articles.v1"
 
     schema_version: Literal[1] = Field(1, description="Contract version of this message.")
     article_id: NonEmptyStr = Field(
@@ -162,7 +177,6 @@ class Attribution(BaseModel):
 class PartnershipEvent(Contract):
     """One party set and its stage as reported by one article."""
 
-    topic: ClassVar[str] = "alliances.partnerships.v1"
 
     schema_version: Literal[1] = Field(1, description="Contract version of this message.")
     event_id: NonEmptyStr = Field(description="Deterministic from article id and party set, so "
@@ -241,7 +255,6 @@ class Observation(BaseModel):
 class AllianceState(Contract):
     """The live view of one alliance: the value of the aggregator's table."""
 
-    topic: ClassVar[str] = "alliances.state.v1"
 
     schema_version: Literal[1] = Field(1, description="Contract version of this message.")
     alliance_id: str = Field(description="Key: slugs of the sorted party names joined by '+'.")
@@ -272,7 +285,6 @@ class AllianceState(Contract):
 class AllianceChange(Contract):
     """Emitted exactly when an alliance appears or its stage changes."""
 
-    topic: ClassVar[str] = "alliances.changes.v1"
 
     schema_version: Literal[1] = Field(1, description="Contract version of this message.")
     change_id: str = Field(description="Deterministic id of this transition; consumers dedup "
@@ -296,7 +308,6 @@ class AllianceChange(Contract):
 class DeadLetter(Contract):
     """A record a service could not process, kept with the reason instead of being lost."""
 
-    topic: ClassVar[str] = "<input topic>.dlq"
 
     schema_version: Literal[1] = Field(1, description="Contract version of this message.")
     service: str = Field(description="The service that rejected the record.")
@@ -318,7 +329,6 @@ class SeenArticle(Contract):
     """A story the ingestor published: replayed at start-up so duplicates stay duplicates
     across restarts. Keyed by article_id; a null value (tombstone) forgets it."""
 
-    topic: ClassVar[str] = "news.seen.v1"
 
     schema_version: Literal[1] = Field(1, description="Contract version of this message.")
     article_id: NonEmptyStr = Field(description="The published article.")
@@ -342,7 +352,6 @@ class RawDocument(Contract):
     """A raw document handed to the ingestor over Kafka: a feed, JSON Lines, JSON, HTML or
     text in `content`, or a `url` for the ingestor to fetch."""
 
-    topic: ClassVar[str] = "news.inbox.v1"
 
     schema_version: Literal[1] = Field(1, description="Contract version of this message.")
     document_id: NonEmptyStr = Field(description="Sender's id of the document (the key).")
@@ -363,7 +372,55 @@ class RawDocument(Contract):
         return self.document_id.encode()
 
 
-WIRE_MODELS: tuple[type[Contract], ...] = (
-    ArticleEvent, PartnershipEvent, AllianceChange, AllianceState, DeadLetter, SeenArticle,
-    RawDocument,
-)
+def company_key(name: str) -> str:
+    """Key of a company in the aggregator's company index: the slug used in alliance ids
+    ("Honda Motor" -> "honda-motor"), so `/companies/Honda%20Motor` and
+    `/companies/honda-motor` agree."""
+    key = slug(name)
+    if not key:
+        raise ValueError(f"{name!r} has no letters or digits to key a company by")
+    return key
+
+
+class CompanyLink(Contract):
+    """One alliance of one company, as of its latest change (internal repartition record)."""
+
+
+    schema_version: Literal[1] = Field(1, description="Contract version of this message.")
+    company: str = Field(description="Canonical company name (the record key is its slug).")
+    alliance_id: str = Field(description="The alliance.")
+    parties: list[str] = Field(description="Every party of the alliance, sorted.")
+    stage: Stage = Field(description="Stage of the alliance after the change.")
+    episode: int = Field(ge=1, description="Episode of that stage.")
+    last_changed: AwareDatetime = Field(description="Publication time of the news that set "
+                                        "the stage.")
+    source_offset: int = Field(ge=0, description="Offset of the partnership record that "
+                               "caused the change: newer records of one alliance have higher "
+                               "offsets, so a late redelivery cannot undo a newer link.")
+
+    @field_validator("company")
+    @classmethod
+    def _keyable(cls, company: str) -> str:
+        company_key(company)  # a name without letters or digits has no index key
+        return company
+
+    def key(self) -> bytes:
+        return company_key(self.company).encode()
+
+    @property
+    def partners(self) -> list[str]:
+        return [p for p in self.parties if p != self.company]
+
+
+class CompanyIndex(BaseModel):
+    """Value of the aggregator's `companies` table: every alliance of one company."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: str = Field(description="Slug of the company name.")
+    company: str = Field(description="Canonical company name.")
+    alliances: list[CompanyLink] = Field(default_factory=list,
+                                         description="One link per alliance, by alliance id.")
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()

@@ -21,13 +21,17 @@ log = logging.getLogger(__name__)
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
-    """Faust hard-codes `fetch_max_wait_ms=1500`; a fetch that waits that long for more
-    records is most of an event's latency through the aggregator. Take it from settings."""
+    """Faust's consumer thread, with the fetch wait from settings and the seek fix below."""
 
     def _create_worker_consumer(self, transport: Any) -> Any:
+        """The fetch-wait workaround, all of it: Faust hard-codes `fetch_max_wait_ms=1500`
+        when it builds the worker's aiokafka consumer, and a fetch that waits that long for
+        more records is most of an event's latency through the aggregator. aiokafka reads
+        the value when it builds its fetcher at start(), after this, and has no public
+        setter; so the private attribute is set here to RADAR_FETCH_MAX_WAIT_MS (per
+        profile, `KafkaSettings.fetch_max_wait`), which `RadarApp` carries."""
         consumer = super()._create_worker_consumer(transport)
-        # aiokafka reads this when it builds its fetcher at start(); no public setter.
-        consumer._fetch_max_wait_ms = getattr(self.app, "fetch_max_wait_ms", 1500)
+        consumer._fetch_max_wait_ms = self.app.fetch_max_wait_ms
         return consumer
 
     async def seek_to_committed(self) -> Any:
@@ -90,9 +94,11 @@ class _Transport(faust_aiokafka.Transport):
 
 
 class RadarApp(faust.App):
-    """faust.App whose Kafka consumer takes its fetch wait from settings."""
+    """faust.App on the fixed transport above, with the consumer's fetch wait (ms)."""
 
-    fetch_max_wait_ms: int = 1500
+    def __init__(self, *args: Any, fetch_max_wait_ms: int, **options: Any) -> None:
+        self.fetch_max_wait_ms = fetch_max_wait_ms
+        super().__init__(*args, **options)
 
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)
@@ -129,22 +135,14 @@ def faust_options(kafka: KafkaSettings) -> dict[str, Any]:
         "producer_acks": -1,
         "broker_request_timeout": kafka.request_timeout_ms / 1000,
         "broker_credentials": faust_credentials(kafka),
+        "broker_session_timeout": kafka.session_timeout / 1000,
+        "broker_heartbeat_interval": kafka.heartbeat_interval / 1000,
+        # Tansu's end offsets are unreliable for batches; avoid `latest` resets (and on
+        # Apache Kafka a new group reads what is retained, as the plain consumers do).
+        "consumer_auto_offset_reset": "earliest",
     }
     if kafka.embedded:
-        opts |= {
-            "producer_max_batch_size": 1,
-            "producer_linger_ms": 0,
-            "broker_session_timeout": kafka.session_timeout / 1000,
-            "broker_heartbeat_interval": kafka.heartbeat_interval / 1000,
-            # Tansu's end offsets are unreliable for batches; avoid `latest` resets.
-            "consumer_auto_offset_reset": "earliest",
-        }
-    else:
-        opts |= {
-            "broker_session_timeout": kafka.session_timeout / 1000,
-            "broker_heartbeat_interval": kafka.heartbeat_interval / 1000,
-            "consumer_auto_offset_reset": "earliest",
-        }
+        opts |= {"producer_max_batch_size": 1, "producer_linger_ms": 0}
     return opts
 
 
@@ -156,6 +154,7 @@ def make_app(app_id: str, *, kafka: KafkaSettings, topics: TopicSettings, host: 
     servers = ";".join(f"kafka://{s.strip()}" for s in kafka.bootstrap_servers.split(","))
     app = RadarApp(
         app_id,
+        fetch_max_wait_ms=kafka.fetch_max_wait,
         broker=servers,
         store="memory://",  # tables are rebuilt from their changelog topics on start
         datadir=str(data_dir),
@@ -170,7 +169,6 @@ def make_app(app_id: str, *, kafka: KafkaSettings, topics: TopicSettings, host: 
         autodiscover=False,
         **faust_options(kafka) | extra,
     )
-    app.fetch_max_wait_ms = kafka.fetch_max_wait
     return app
 
 

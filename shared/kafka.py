@@ -25,6 +25,7 @@ from shared import metrics
 from shared.contracts import Contract, DeadLetter
 from shared.progress import ProgressWatch
 from shared.settings import KafkaSettings, SettingsError, TopicSettings
+from shared.waiting import wait_until
 
 log = logging.getLogger(__name__)
 
@@ -144,10 +145,13 @@ def make_client(kafka: KafkaSettings, client_id: str = "radar-probe",
 
 
 async def ensure_topics(kafka: KafkaSettings, topics: TopicSettings,
-                        names: Sequence[str], compacted: Sequence[str] = ()) -> None:
-    """Create missing topics (idempotent; racing creators are fine). Waits for the broker
-    first: a service (re)started while the broker is briefly unreachable waits for it instead
-    of exiting (found by the chaos suite: a restart during a broker outage)."""
+                        names: Sequence[str], compacted: Sequence[str] | None = None) -> None:
+    """Create missing topics (idempotent; racing creators are fine), compacted as the topic
+    registry says (or as `compacted` lists). A service passes `topics.created_by(service)`.
+    Waits for the broker first: a service (re)started while the broker is briefly
+    unreachable waits for it instead of exiting (found by the chaos suite: a restart during
+    a broker outage)."""
+    compact = topics.compacted() if compacted is None else frozenset(compacted)
     await wait_for_broker(kafka, timeout=120.0)
     admin = make_admin(kafka)
     await admin.start()
@@ -157,7 +161,7 @@ async def ensure_topics(kafka: KafkaSettings, topics: TopicSettings,
         if not missing:
             return
         new = [NewTopic(n, topics.partitions, topics.replication,
-                        topic_configs={"cleanup.policy": "compact"} if n in compacted else {})
+                        topic_configs={"cleanup.policy": "compact"} if n in compact else {})
                for n in missing]
         with contextlib.suppress(TopicAlreadyExistsError):
             await admin.create_topics(new)
@@ -172,31 +176,60 @@ async def wait_for_broker(bootstrap_servers: str | KafkaSettings,
     whatever the environment says (the embedded broker's own listener)."""
     kafka = bootstrap_servers if isinstance(bootstrap_servers, KafkaSettings) else \
         KafkaSettings.model_construct(bootstrap_servers=bootstrap_servers)
-    deadline = time.monotonic() + timeout
+
+    async def answers() -> bool:
+        client = make_client(kafka, request_timeout_ms=2000)
+        try:
+            await client.bootstrap()
+            await client.fetch_all_metadata()
+            return True
+        finally:
+            await client.close()
+
     # Refused connections are expected while the broker starts; don't log each one.
     quiet = logging.getLogger("aiokafka")
     saved = quiet.level
     quiet.setLevel(logging.CRITICAL)
     try:
-        await _poll_metadata(kafka, deadline)
+        await wait_until(answers, timeout=timeout, interval=0.1, retry_on=(KafkaError, OSError),
+                         message=lambda last: f"no Kafka broker answered at "
+                         f"{kafka.bootstrap_servers}: {last}")
     finally:
         quiet.setLevel(saved)
 
 
-async def _poll_metadata(kafka: KafkaSettings, deadline: float) -> None:
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        client = make_client(kafka, request_timeout_ms=2000)
-        try:
-            await client.bootstrap()
-            await client.fetch_all_metadata()
-            return
-        except (KafkaError, OSError) as exc:
-            last = exc
-            await asyncio.sleep(0.1)
-        finally:
-            await client.close()
-    raise TimeoutError(f"no Kafka broker answered at {kafka.bootstrap_servers}: {last}")
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str, *, timeout: float,
+                           message: str | None = None) -> list[TopicPartition]:
+    """Every partition of `topic`, once the consumer's metadata has it (a topic another
+    service is still creating has none yet); TimeoutError after `timeout`."""
+    async def partitions() -> set[int] | None:
+        await consumer.topics()
+        return consumer.partitions_for_topic(topic)
+
+    found = await wait_until(partitions, timeout=timeout, interval=0.2,
+                             message=message or f"topic {topic} has no partitions")
+    return [TopicPartition(topic, p) for p in sorted(found)]
+
+
+async def assigned_consumer(kafka: KafkaSettings, topic: str, *, from_beginning: bool,
+                            client_id: str, timeout: float = 30.0) -> AIOKafkaConsumer:
+    """A started, group-less consumer assigned every partition of `topic` (no join wait, no
+    offsets), at the beginning or the end. TimeoutError when the topic does not appear."""
+    consumer = make_consumer(kafka, group_id=None, client_id=client_id)
+    try:
+        await consumer.start()
+        tps = await topic_partitions(consumer, topic, timeout=timeout,
+                                     message=f"topic {topic} does not exist yet; is the "
+                                     "stack running?")
+    except BaseException:
+        await consumer.stop()
+        raise
+    consumer.assign(tps)
+    if from_beginning:
+        await consumer.seek_to_beginning(*tps)
+    else:
+        await consumer.seek_to_end(*tps)
+    return consumer
 
 
 # --------------------------------------------------------------------------- decoding
@@ -233,6 +266,11 @@ MAX_DEAD_LETTER_BYTES = 256 * 1024
 
 def make_dead_letter(service: str, *, topic: str, partition: int | None, offset: int | None,
                      key: bytes | None, value: bytes | None, rejected: Rejected) -> DeadLetter:
+    """The dead letter of one record a service cannot process (logged and counted here, so
+    every service reports its dead letters alike)."""
+    log.warning("%s: dead-lettering %s[%s]@%s: %s", service, topic, partition, offset,
+                rejected.error)
+    metrics.PIPELINE.dlq.labels(service, topic, rejected.reason).inc()
     error = rejected.error[:2000]
     cut = [f"{name} cut to its first {MAX_DEAD_LETTER_BYTES} of {len(raw)} bytes"
            for name, raw in (("key", key), ("value", value))
@@ -261,14 +299,14 @@ class Outgoing:
 
 
 @dataclass
-class Outcome:
-    """What processing one input record produced."""
+class Processed:
+    """What processing one input record produced: its outputs, or why it is rejected."""
 
     outputs: list[Outgoing] = field(default_factory=list)
     rejected: Rejected | None = None
 
 
-BatchHandler = Callable[[list[Contract]], Awaitable[list[Outcome]]]
+BatchHandler = Callable[[list[Contract]], Awaitable[list[Processed]]]
 
 
 class StreamProcessor:
@@ -348,7 +386,7 @@ class StreamProcessor:
         if futures:
             await asyncio.gather(*futures)
 
-    async def _handle(self, messages: list[Contract]) -> list[Outcome]:
+    async def _handle(self, messages: list[Contract]) -> list[Processed]:
         if not messages:
             return []
         try:
@@ -356,15 +394,12 @@ class StreamProcessor:
         except Exception:
             if len(messages) == 1:
                 log.exception("%s: processing failed", self.service)
-                return [Outcome(rejected=Rejected("processing_error",
+                return [Processed(rejected=Rejected("processing_error",
                                                   "processing raised; see service log"))]
             # Isolate the poison record: process one by one.
             return [(await self._handle([msg]))[0] for msg in messages]
 
     async def _send_dead(self, record: ConsumerRecord, rejected: Rejected) -> asyncio.Future:
-        log.warning("%s: dead-lettering %s[%s]@%s: %s", self.service, record.topic,
-                    record.partition, record.offset, rejected.error)
-        metrics.PIPELINE.dlq.labels(self.service, record.topic, rejected.reason).inc()
         letter = dead_letter(self.service, record, rejected)
         return await self.producer.send(self.dlq_topic, letter.to_bytes(), key=letter.key())
 

@@ -7,7 +7,7 @@ label keeps series apart when one Prometheus scrapes them all. Service-specific 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web, web_urldispatcher
@@ -78,7 +78,8 @@ async def expect_handler(request: web.Request) -> None:
     """`Expect: 100-continue` as aiohttp does it; any other expectation 417 without echoing
     it (found by fuzzing: aiohttp's default handler puts the header in its answer, and a
     non-UTF-8 value made that a 500). Installed below as aiohttp's default, so it covers
-    every route of every server here: our handlers, 404/405 answers and Faust's pages."""
+    every route of every server here: our handlers, 404/405 answers and Faust's pages
+    (`install_expect_handler`)."""
     expect = request.headers.get("Expect", "")
     if request.version == (1, 1) and expect.lower() == "100-continue":
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -88,12 +89,16 @@ async def expect_handler(request: web.Request) -> None:
         raise web.HTTPExpectationFailed(text="unsupported Expect header")
 
 
-# aiohttp looks its default up when each route (and each 404/405 answer) is made.
-web_urldispatcher._default_expect_handler = expect_handler
+def install_expect_handler() -> None:
+    """Make `expect_handler` aiohttp's default. aiohttp looks its default up when each route
+    (and each 404/405 answer) is made, so call this before any route exists: every service's
+    web set-up does (`ops_routes`, the aggregator's app factory)."""
+    web_urldispatcher._default_expect_handler = expect_handler
 
 
 def ops_routes(service: str, readiness: Readiness) -> list[web.RouteDef]:
     """`/metrics` (Prometheus text) and `/health` (200 ready, 503 not yet)."""
+    install_expect_handler()
     return [web.get("/metrics", metrics_view), web.get("/health", health_view(service, readiness))]
 
 
@@ -102,26 +107,3 @@ async def start_http(app: web.Application, host: str, port: int) -> web.AppRunne
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner
-
-
-# --------------------------------------------------------------------------- companies
-
-#: How many companies `radar_company_alliances` keeps: the dashboard shows a top 10, and a
-#: bounded set keeps the series count flat however many companies the news names.
-TOP_COMPANIES = 20
-
-COMPANY_ALLIANCES = Gauge("radar_company_alliances",
-                          f"Alliances in this worker's view that a company is party to; only "
-                          f"the {TOP_COMPANIES} companies with the most are exported.",
-                          ["company"])
-
-
-def set_top_companies(alliances_per_company: Mapping[str, int],
-                      limit: int = TOP_COMPANIES) -> list[tuple[str, int]]:
-    """Export the `limit` companies with the most alliances (ties by name, so the set is
-    stable between refreshes) and drop every other company's series."""
-    top = sorted(alliances_per_company.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
-    COMPANY_ALLIANCES.clear()
-    for company, count in top:
-        COMPANY_ALLIANCES.labels(company).set(count)
-    return top

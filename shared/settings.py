@@ -10,10 +10,20 @@ from enum import StrEnum
 from functools import cache
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.topics import TOPICS, Topic, check_registry, dlq
 
 
 class Profile(StrEnum):
@@ -146,23 +156,62 @@ def _env(*fields: str) -> str:
     return ", ".join(f"RADAR_{name.upper()}" for name in fields)
 
 
-class TopicSettings(BaseSettings):
-    """Topic names and layout. Defaults are the versioned contract names."""
+class _TopicLayout(BaseSettings):
+    """Partitions and replication of created topics, and the lookups over the topic names
+    (the names themselves are fields made from the registry, see `topic_settings`)."""
 
-    model_config = _config("RADAR_TOPIC_")
+    model_config = _config("RADAR_TOPIC_") | SettingsConfigDict(populate_by_name=True)
+    #: The registry the name fields were made from.
+    registry: ClassVar[tuple[Topic, ...]] = ()
 
-    articles: str = Field("news.articles.v1", description="ArticleEvent topic.")
-    partnerships: str = Field("alliances.partnerships.v1",
-                              description="PartnershipEvent topic.")
-    changes: str = Field("alliances.changes.v1", description="AllianceChange topic.")
-    state: str = Field("alliances.state.v1", description="AllianceState topic (compacted).")
     partitions: int = Field(4, ge=1, description="Partitions of every topic the services "
                             "create.")
     replication: int = Field(1, ge=1, description="Replication factor of created topics.")
 
     @staticmethod
     def dlq(topic: str) -> str:
-        return f"{topic}.dlq"
+        return dlq(topic)
+
+    def name(self, topic_id: str) -> str:
+        """The configured name of a renamable topic of the registry."""
+        return getattr(self, topic_id)
+
+    def created_by(self, service: str) -> list[str]:
+        """The topics `service` makes sure exist before it starts: every public topic it
+        sends or receives, and the dead-letter topics of what it reads."""
+        names = [self.name(t.id) for t in self.registry
+                 if t.renamable and service in t.parties()]
+        return names + [dlq(self.name(t.id)) for t in self.registry
+                        if t.dead_lettered_by == service]
+
+    def compacted(self) -> frozenset[str]:
+        """Configured names of the renamable topics whose clean-up policy is compact."""
+        return frozenset(self.name(t.id) for t in self.registry
+                         if t.renamable and t.cleanup_policy == "compact")
+
+
+def _topic_field(topic: Topic) -> tuple[type[str], Any]:
+    compacted = " (compacted)" if topic.cleanup_policy == "compact" else ""
+    legacy = f"; {topic.legacy_env} is still read" if topic.legacy_env else ""
+    alias = AliasChoices(topic.id, topic.env, *([topic.legacy_env] if topic.legacy_env
+                                                  else []))
+    return str, Field(topic.address, min_length=1, validation_alias=alias,
+                      description=f"{topic.model.__name__} topic{compacted}{legacy}.")
+
+
+def topic_settings(registry: tuple[Topic, ...]) -> type[_TopicLayout]:
+    """Settings with one name field per renamable topic of `registry` (RADAR_TOPIC_<ID>),
+    defaulting to its versioned name. Made from the registry so a new topic needs no edit
+    here."""
+    check_registry(registry)
+    return create_model(
+        "TopicSettings", __base__=_TopicLayout,
+        __doc__="Topic names and layout. Defaults are the versioned contract names.",
+        registry=(ClassVar[tuple[Topic, ...]], registry),
+        **{t.id: _topic_field(t) for t in registry if t.renamable})
+
+
+TopicSettings = topic_settings(TOPICS)
 
 
 class HttpSettings(BaseSettings):
@@ -216,10 +265,6 @@ class IngestorSettings(HttpSettings):
                                             "which a story is a near duplicate.")
     near_duplicate_min_words: int = Field(20, ge=5, description="Shorter texts are checked "
                                           "for exact duplicates only.")
-    seen_topic: str = Field("news.seen.v1", min_length=1, description="Compacted topic of "
-                            "published stories (SeenArticle), replayed at start-up for dedup.")
-    inbox_topic: str = Field("news.inbox.v1", min_length=1, description="Topic of raw "
-                             "documents (RawDocument) to ingest; bad ones go to its .dlq.")
     group_id: str = Field("radar-ingestor", min_length=1, description="Consumer group of the "
                           "inbox consumer.")
 
@@ -394,7 +439,7 @@ def kafka() -> KafkaSettings:
 
 
 @cache
-def topics() -> TopicSettings:
+def topics() -> _TopicLayout:
     return load(TopicSettings)
 
 

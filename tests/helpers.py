@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -13,6 +11,8 @@ from aiokafka.structs import TopicPartition
 from shared.contracts import Contract
 from shared.kafka import Rejected, consumer_options, decode, producer_options
 from shared.settings import KafkaSettings
+from shared.waiting import wait_until as shared_wait_until
+from shared.waiting import wait_until_blocking
 
 T = TypeVar("T")
 M = TypeVar("M", bound=Contract)
@@ -21,26 +21,25 @@ M = TypeVar("M", bound=Contract)
 def wait_until(predicate: Callable[[], T], timeout: float = 30.0, interval: float = 0.1,
                message: str = "condition") -> T:
     """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message}; last={last!r}")
+    try:
+        return wait_until_blocking(predicate, timeout=timeout, interval=interval,
+                                   message=_timed_out(timeout, message))
+    except TimeoutError as exc:
+        raise AssertionError(str(exc)) from None
 
 
 async def async_wait_until(predicate: Callable[[], Awaitable[T]], timeout: float = 30.0,
                            interval: float = 0.1, message: str = "condition") -> T:
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = await predicate()
-        if last:
-            return last
-        await asyncio.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message}; last={last!r}")
+    try:
+        return await shared_wait_until(predicate, timeout=timeout, interval=interval,
+                                       message=_timed_out(timeout, message))
+    except TimeoutError as exc:
+        raise AssertionError(str(exc)) from None
+
+
+def _timed_out(timeout: float, message: str) -> Callable[[object], str]:
+    """The helpers' failure text (a test fails with an AssertionError, not a time-out)."""
+    return lambda last: f"timed out after {timeout}s waiting for {message}; last={last!r}"
 
 
 def kafka_settings(bootstrap: str) -> KafkaSettings:

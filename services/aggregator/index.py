@@ -9,75 +9,27 @@ the company; a second agent reads that topic and updates `companies`. The topic,
 `companies` changelog and the routing all hash the same key over the same partition count,
 so each company lives in exactly one partition and one table shard.
 
-The functions here are pure (no Kafka): the agents and the HTTP views call them.
+The functions here are pure (no Kafka): the agents and the HTTP views call them. The
+records themselves (`CompanyLink`, `CompanyIndex`) are contracts in `shared/contracts.py`.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from shared.contracts import (
+    AllianceState,
+    CompanyIndex,
+    CompanyLink,
+    Stage,
+    company_key,
+)
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
-
-from shared.contracts import AllianceState, Contract, Stage, _slug
-
-
-def company_key(name: str) -> str:
-    """Key of a company in the index: the slug used in alliance ids ("Honda Motor" ->
-    "honda-motor"), so `/companies/Honda%20Motor` and `/companies/honda-motor` agree."""
-    key = _slug(name)
-    if not key:
-        raise ValueError(f"{name!r} has no letters or digits to key a company by")
-    return key
+__all__ = ["CompanyIndex", "CompanyLink", "add_link", "company_key", "index_changed",
+           "index_topic_name", "links_for", "partners_by_stage"]
 
 
 def index_topic_name(app_id: str) -> str:
     """Internal topic of one aggregator app (a replay with a new app id gets its own)."""
     return f"{app_id}-company-index"
-
-
-class CompanyLink(Contract):
-    """One alliance of one company, as of its latest change (internal repartition record)."""
-
-    topic: ClassVar[str] = "<app id>-company-index"
-
-    schema_version: Literal[1] = Field(1, description="Contract version of this message.")
-    company: str = Field(description="Canonical company name (the record key is its slug).")
-    alliance_id: str = Field(description="The alliance.")
-    parties: list[str] = Field(description="Every party of the alliance, sorted.")
-    stage: Stage = Field(description="Stage of the alliance after the change.")
-    episode: int = Field(ge=1, description="Episode of that stage.")
-    last_changed: AwareDatetime = Field(description="Publication time of the news that set "
-                                        "the stage.")
-    source_offset: int = Field(ge=0, description="Offset of the partnership record that "
-                               "caused the change: newer records of one alliance have higher "
-                               "offsets, so a late redelivery cannot undo a newer link.")
-
-    @field_validator("company")
-    @classmethod
-    def _keyable(cls, company: str) -> str:
-        company_key(company)  # a name without letters or digits has no index key
-        return company
-
-    def key(self) -> bytes:
-        return company_key(self.company).encode()
-
-    @property
-    def partners(self) -> list[str]:
-        return [p for p in self.parties if p != self.company]
-
-
-class CompanyIndex(BaseModel):
-    """Value of the `companies` table: every alliance of one company."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    key: str = Field(description="Slug of the company name.")
-    company: str = Field(description="Canonical company name.")
-    alliances: list[CompanyLink] = Field(default_factory=list,
-                                         description="One link per alliance, by alliance id.")
-
-    def to_bytes(self) -> bytes:
-        return self.model_dump_json().encode()
 
 
 def links_for(state: AllianceState, source_offset: int) -> list[CompanyLink]:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter as Tally
+from collections.abc import Mapping
 
 from prometheus_client import Counter, Gauge, Histogram
 
 from shared.contracts import AllianceChange, AllianceState, Stage, utcnow
-from shared.metrics import set_top_companies
 
 CHANGES = Counter("radar_alliance_changes_total", "Alliance changes emitted, by transition.",
                   ["from_stage", "to_stage"])
@@ -22,6 +22,26 @@ COMPANIES = Gauge("radar_companies_tracked", "Distinct companies in the view on 
 END_TO_END = Histogram("radar_end_to_end_latency_seconds",
                        "From article ingest to the AllianceChange it caused.",
                        buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+
+#: How many companies `radar_company_alliances` keeps: the dashboard shows a top 10, and a
+#: bounded set keeps the series count flat however many companies the news names.
+TOP_COMPANIES = 20
+
+COMPANY_ALLIANCES = Gauge("radar_company_alliances",
+                          f"Alliances in this worker's view that a company is party to; only "
+                          f"the {TOP_COMPANIES} companies with the most are exported.",
+                          ["company"])
+
+
+def set_top_companies(alliances_per_company: Mapping[str, int],
+                      limit: int = TOP_COMPANIES) -> list[tuple[str, int]]:
+    """Export the `limit` companies with the most alliances (ties by name, so the set is
+    stable between refreshes) and drop every other company's series."""
+    top = sorted(alliances_per_company.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+    COMPANY_ALLIANCES.clear()
+    for company, count in top:
+        COMPANY_ALLIANCES.labels(company).set(count)
+    return top
 
 
 def record_change(change: AllianceChange, previous: AllianceState | None,

@@ -9,14 +9,22 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from copy import copy
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from services.aggregator.index import CompanyIndex, company_key, partners_by_stage
-from shared.contracts import AllianceState, Observation, Stage, StageTransition
+from services.aggregator.index import partners_by_stage
+from shared.contracts import (
+    AllianceState,
+    CompanyIndex,
+    Observation,
+    Stage,
+    StageTransition,
+    company_key,
+)
 
 
 class QueryError(ValueError):
@@ -40,14 +48,29 @@ class _Response(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-AllianceSummary: type[BaseModel] = create_model(
-    "AllianceSummary",
-    __base__=_Response,
-    __doc__="One alliance as listed by the API: its `AllianceState` without the supporting "
-            "observations (see /alliances/{id}/history for those).",
-    **{name: (field.annotation, field) for name, field in AllianceState.model_fields.items()
-       if name != "observations"},
-)
+def _as_in_state(name: str) -> Any:
+    """The field of `AllianceState` called `name` (type, default, description), so the
+    summary cannot drift from the state it summarises (a unit test checks the two agree)."""
+    return copy(AllianceState.model_fields[name])
+
+
+class AllianceSummary(_Response):
+    # One line: the OpenAPI document shows the docstring as it is.
+    """One alliance as listed by the API: its `AllianceState` without the supporting observations (see /alliances/{id}/history for those)."""  # noqa: E501
+
+    schema_version: Literal[1] = _as_in_state("schema_version")
+    alliance_id: str = _as_in_state("alliance_id")
+    parties: list[str] = _as_in_state("parties")
+    stage: Stage = _as_in_state("stage")
+    episode: int = _as_in_state("episode")
+    areas: list[str] = _as_in_state("areas")
+    first_seen: AwareDatetime = _as_in_state("first_seen")
+    last_changed: AwareDatetime = _as_in_state("last_changed")
+    confidence: float = _as_in_state("confidence")
+    sources: list[str] = _as_in_state("sources")
+    article_count: int = _as_in_state("article_count")
+    history: list[StageTransition] = _as_in_state("history")
+    updated_at: AwareDatetime = _as_in_state("updated_at")
 
 
 class AllianceList(_Response):
@@ -56,8 +79,7 @@ class AllianceList(_Response):
     count: int = Field(description="Number of alliances returned.")
     partitions: list[int] = Field(description="Partitions of the view this answer covers: "
                                   "all of them, or the answering worker's with scope=local.")
-    alliances: list[AllianceSummary] = Field(  # type: ignore[valid-type]
-        description="The alliances.")
+    alliances: list[AllianceSummary] = Field(description="The alliances.")
 
 
 class AllianceHistory(_Response):
@@ -241,11 +263,11 @@ class Filters:
 # ------------------------------------------------------------------ answers
 
 
-def summarize(state: AllianceState) -> BaseModel:
+def summarize(state: AllianceState) -> AllianceSummary:
     return AllianceSummary.model_validate(state.model_dump(exclude={"observations"}))
 
 
-def alliance_list(rows: Iterable[BaseModel], partitions: Iterable[int]) -> AllianceList:
+def alliance_list(rows: Iterable[AllianceSummary], partitions: Iterable[int]) -> AllianceList:
     ordered = sorted(rows, key=lambda r: (r.last_changed, r.alliance_id), reverse=True)
     return AllianceList(count=len(ordered), partitions=sorted(partitions), alliances=ordered)
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from shared.contracts import (
+    OPEN_STAGES,
+    TERMINAL_STAGES,
     AllianceChange,
     AllianceState,
     Observation,
@@ -26,15 +28,13 @@ from shared.contracts import (
     Stage,
     StageTransition,
     stable_hash,
+    stage_rank,
     utcnow,
 )
 
-OPEN_RANK: dict[Stage, int] = {Stage.RUMORED: 0, Stage.TALKS: 1, Stage.AGREED: 2,
-                               Stage.ACTIVE: 3}
-TERMINAL = frozenset({Stage.FAILED, Stage.ENDED})
-#: Tie-break for reports with the same publication time: the more final one counts last.
-_TIE_ORDER: dict[Stage, int] = {s: i for i, s in enumerate(
-    [Stage.RUMORED, Stage.TALKS, Stage.AGREED, Stage.ACTIVE, Stage.FAILED, Stage.ENDED])}
+#: Stage order is defined once, in `shared.contracts`: the open stages move forward only.
+OPEN_RANK: dict[Stage, int] = {stage: rank for rank, stage in enumerate(OPEN_STAGES)}
+TERMINAL = TERMINAL_STAGES
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,8 @@ def next_stage(current: Stage | None, reported: Stage, lapsed: bool) -> tuple[St
 
 
 def _order(obs: Observation) -> tuple:
-    return (obs.published_at, _TIE_ORDER[obs.stage], obs.event_id)
+    # Tie-break for reports with the same publication time: the more final one counts last.
+    return (obs.published_at, stage_rank(obs.stage), obs.event_id)
 
 
 def observation_of(event: PartnershipEvent) -> Observation:

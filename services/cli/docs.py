@@ -1,40 +1,21 @@
-"""README sections generated from the code, so the docs cannot drift from it.
+"""Documents generated from the code, so they cannot drift from it: the README sections
+(settings, topics, schemas) and the AsyncAPI document.
 
-`radar docs` rewrites the marked sections of README.md; a unit test fails when they are stale.
+`radar docs` rewrites the marked sections of README.md and `radar asyncapi` the AsyncAPI
+file; unit tests fail when either is stale.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
-from shared.contracts import (
-    AllianceChange,
-    AllianceState,
-    ArticleEvent,
-    Contract,
-    DeadLetter,
-    PartnershipEvent,
-    RawDocument,
-    SeenArticle,
-)
-from shared.settings import env_vars
+from pydantic import BaseModel
 
-TOPICS: list[tuple[str, type[Contract], str, str]] = [
-    ("news.articles.v1", ArticleEvent, "`article_id`", "ingestor -> extractor"),
-    ("alliances.partnerships.v1", PartnershipEvent, "`alliance_id`",
-     "extractor -> aggregator (retained: replay source)"),
-    ("alliances.changes.v1", AllianceChange, "`alliance_id`",
-     "aggregator -> your services, `radar watch`"),
-    ("alliances.state.v1", AllianceState, "`alliance_id`",
-     "aggregator -> your services (compacted: latest per key)"),
-    ("news.seen.v1", SeenArticle, "`article_id`",
-     "ingestor -> ingestor, `radar ingest` (compacted: dedup memory)"),
-    ("news.inbox.v1", RawDocument, "`document_id`",
-     "your services -> ingestor (raw documents; bad ones to `.dlq`)"),
-    ("<input topic>.dlq", DeadLetter, "`topic:partition:offset`",
-     "records a service could not process"),
-]
+from shared import asyncapi
+from shared.settings import env_vars
+from shared.topics import TOPICS, Topic
 
 
 def config_markdown() -> str:
@@ -45,23 +26,42 @@ def config_markdown() -> str:
     return "\n".join(lines)
 
 
-def topics_markdown() -> str:
+def _flow(topic: Topic) -> str:
+    """Senders -> receivers, and the registry's remark."""
+    senders = ", ".join(dict.fromkeys(f.label for f in topic.sends))
+    receivers = ", ".join(dict.fromkeys(f.label for f in topic.receives))
+    flow = f"{senders} -> {receivers}" if senders or receivers else ""
+    if topic.note:
+        flow = f"{flow} ({topic.note})" if flow else topic.note
+    return flow
+
+
+def _shown_address(topic: Topic) -> str:
+    return topic.address.replace("{inputTopic}", "<input topic>").replace("{appId}",
+                                                                        "<app id>")
+
+
+def _fields_table(model: type[BaseModel]) -> list[str]:
+    doc = (model.__doc__ or "").strip().splitlines()[0]
+    lines = [f"**`{model.__name__}`** — {doc}", "", "| Field | Type | Meaning |",
+             "| --- | --- | --- |"]
+    for name, field in model.model_fields.items():
+        kind = getattr(field.annotation, "__name__", None) or str(field.annotation)
+        kind = kind.replace("typing.", "").replace("shared.contracts.", "")
+        kind = kind.replace("|", "or")
+        lines.append(f"| `{name}` | `{kind}` | {field.description or ''} |")
+    return [*lines, ""]
+
+
+def topics_markdown(topics: tuple[Topic, ...] = TOPICS) -> str:
+    """The topic table and one field table per message model, from the topic registry."""
     lines = ["| Topic | Message | Key | Flow |", "| --- | --- | --- | --- |"]
-    for topic, model, key, flow in TOPICS:
-        lines.append(f"| `{topic}` | `{model.__name__}` | {key} | {flow} |")
+    for topic in topics:
+        lines.append(f"| `{_shown_address(topic)}` | `{topic.model.__name__}` | "
+                     f"`{topic.key}` | {_flow(topic)} |")
     lines.append("")
-    for _, model, _, _ in TOPICS:
-        doc = (model.__doc__ or "").strip().splitlines()[0]
-        lines.append(f"**`{model.__name__}`** — {doc}")
-        lines.append("")
-        lines.append("| Field | Type | Meaning |")
-        lines.append("| --- | --- | --- |")
-        for name, field in model.model_fields.items():
-            kind = getattr(field.annotation, "__name__", None) or str(field.annotation)
-            kind = kind.replace("typing.", "").replace("shared.contracts.", "")
-            kind = kind.replace("|", "or")
-            lines.append(f"| `{name}` | `{kind}` | {field.description or ''} |")
-        lines.append("")
+    for model in dict.fromkeys(t.model for t in topics):
+        lines += _fields_table(model)
     return "\n".join(lines).rstrip()
 
 
@@ -84,3 +84,21 @@ def update(path: Path) -> bool:
     if new != old:
         path.write_text(new)
     return new != old
+
+
+def write_asyncapi(output: Path = asyncapi.DEFAULT_OUTPUT, *, check: bool = False) -> int:
+    """Write the AsyncAPI document to `output` (exit code 0), or with `check` only compare
+    (1 when the file is stale). Prints what it did."""
+    text = asyncapi.render()
+    current = output.read_text() if output.exists() else None
+    if check:
+        if current != text:
+            print(f"{output} is stale: run radar asyncapi", file=sys.stderr)
+            return 1
+        print(f"{output}: up to date")
+        return 0
+    if current != text:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text)
+    print(f"{output}: {'up to date' if current == text else 'written'}")
+    return 0

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 from rich.table import Table
 
+from services.cli.console import err, fail, out
 from services.ingestor.feeds import (
     FeedConfig,
     FeedsFileError,
@@ -32,9 +30,6 @@ if TYPE_CHECKING:  # the intake pulls numpy, scipy and the language model: only 
     from services.ingestor.publish import ItemResult
     from services.ingestor.sources import Parsed
 
-err = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)
-
 feeds_app = typer.Typer(help="Standing RSS/Atom feeds the ingestor polls (the feeds file, "
                         "RADAR_INGESTOR_FEEDS_FILE; a running ingestor re-reads it).",
                         no_args_is_help=True)
@@ -45,11 +40,6 @@ FileOption = Annotated[Path | None, typer.Option(
 
 def _feeds_file(path: Path | None) -> Path:
     return path or load(IngestorSettings).feeds_file
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
-    return typer.Exit(code)
 
 
 @feeds_app.command("add")
@@ -67,11 +57,11 @@ def feeds_add(
     try:
         feed = FeedConfig(url=url, name=name, interval_s=interval)
     except ValidationError as exc:
-        raise _fail("; ".join(e["msg"] for e in exc.errors()), 2) from None
+        raise fail("; ".join(e["msg"] for e in exc.errors()), 2) from None
     try:
         add_feed(path, feed)
     except FeedsFileError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     out.print(f"added {feed.label} ({feed.url}) to {path}")
 
 
@@ -85,7 +75,7 @@ def feeds_list(
     try:
         feeds = load_feeds(path)
     except FeedsFileError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if as_json:
         print(json.dumps([f.model_dump() for f in feeds], indent=2))
         return
@@ -108,7 +98,7 @@ def feeds_remove(
     try:
         gone = remove_feed(path, url_or_name)
     except FeedsFileError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     out.print(f"removed {gone.label} ({gone.url}) from {path}")
 
 
@@ -119,9 +109,7 @@ def ingestor(
     """Run the ingestor service (HTTP push, feeds, watched folder, inbox -> news.articles.v1)."""
     from services.ingestor.service import main
 
-    if feeds_file is not None:
-        os.environ["RADAR_INGESTOR_FEEDS_FILE"] = str(feeds_file)
-    main()
+    main(feeds_file=feeds_file)
 
 
 # ---------------------------------------------------------------- radar ingest
@@ -142,7 +130,7 @@ def ingest(
     settings = load(IngestorSettings)
     results = asyncio.run(ingest_target(path, source, settings))
     if results is None:
-        raise _fail(f"no such file or folder: {path}", 2)
+        raise fail(f"no such file or folder: {path}", 2)
     for r in results:
         if r.status == Outcome.REJECTED:
             err.print(f"[yellow]skipped[/yellow] {r.where}: {r.error}")
@@ -161,72 +149,36 @@ def ingest(
         raise typer.Exit(2 if counts["accepted"] else 1)
 
 
-def read_documents(target: str) -> list[tuple[str, bytes]] | None:
-    """(name, bytes) of stdin, a file, or a folder's files with known suffixes."""
-    from services.ingestor.service import FOLDER_SUFFIXES
-
-    if target == "-":
-        return [("stdin", sys.stdin.buffer.read())]
-    path = Path(target)
-    if not path.exists():
-        return None
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir()
-                       if p.is_file() and p.suffix.lower() in FOLDER_SUFFIXES)
-    else:
-        files = [path]
-    return [(p.name, p.read_bytes()) for p in files]
-
-
 async def ingest_target(target: str, source: str | None,
                         settings: IngestorSettings) -> list[ItemResult] | None:
-    """Parse (or fetch) the target and take it in like the service does; None if missing."""
-    from services.ingestor.fetch import FetchError, FetchPolicy, SafeFetcher
-    from services.ingestor.sources import InputError, parse_document
-
-    items: list[Parsed] = []
-    if target.startswith(("http://", "https://")):
-        fetcher = SafeFetcher(FetchPolicy.from_settings(settings))
-        try:
-            fetched = await fetcher.fetch(target, channel="cli")
-            items = list(parse_document(fetched.body, name=fetched.url, url=fetched.url,
-                                        default_source=source or "web"))
-        except FetchError as exc:
-            items = [InputError(target, exc.reason, exc.message)]
-        finally:
-            await fetcher.aclose()
-    else:
-        documents = read_documents(target)
-        if documents is None:
-            return None
-        for name, data in documents:
-            items.extend(parse_document(data, name=name, default_source=source or name))
-    return await take(items, settings, channel="cli")
-
-
-async def take(items: list[Parsed], settings: IngestorSettings, *,
-               channel: str) -> list[ItemResult]:
-    """Replay the seen topic, then judge and publish like the service (one-shot)."""
-    from services.ingestor.publish import Intake, Judge
-    from services.ingestor.seen import SeenStore
-    from shared.kafka import ensure_topics, make_producer
+    """Parse (or fetch) the target and take it in as the service does, with the same
+    ingestor (`services.ingestor.wiring`): the seen topic replayed first, so what the stack
+    already published is a duplicate. None when the target is a missing path."""
+    from services.ingestor.documents import parse_document, read_documents
+    from services.ingestor.fetch import FetchError
+    from services.ingestor.sources import InputError
+    from services.ingestor.wiring import Ingestor
     from shared.settings import kafka, topics
 
-    k, t = kafka(), topics()
-    await ensure_topics(k, t, [t.articles, settings.seen_topic],
-                        compacted=[settings.seen_topic])
-    judge = Judge.from_settings(settings)
-    store = SeenStore(k, settings.seen_topic, judge.index, client_id="radar-cli-seen")
-    producer = make_producer(k, client_id="radar-cli")
-    await producer.start()
+    is_url = target.startswith(("http://", "https://"))
+    documents = [] if is_url else read_documents(target)
+    if documents is None:
+        return None
+    ingestor = Ingestor.from_settings(settings, kafka(), topics(), name="cli")
+    await ingestor.open()
     try:
-        await store.replay()
-        intake = Intake(producer, judge, articles_topic=t.articles,
-                        seen_topic=settings.seen_topic, service="cli")
-        return await intake.take(items, channel)
+        await ingestor.remember()
+        if is_url:
+            try:
+                return await ingestor.take_url(target, channel="cli", default_source=source)
+            except FetchError as exc:
+                refused: list[Parsed] = [InputError(target, exc.reason, exc.message)]
+                return await ingestor.intake.take(refused, "cli")
+        items = [item for name, data in documents
+                 for item in parse_document(data, name=name, default_source=source or name)]
+        return await ingestor.intake.take(items, "cli")
     finally:
-        await store.stop()
-        await producer.stop()
+        await ingestor.close()
 
 
 def standalone_app() -> typer.Typer:

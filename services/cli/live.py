@@ -10,8 +10,6 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer
-from aiokafka.structs import TopicPartition
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
@@ -19,8 +17,8 @@ from rich.text import Text
 
 from shared.auth import bearer_headers
 from shared.contracts import AllianceChange
-from shared.kafka import Rejected, decode, make_consumer
-from shared.settings import auth, kafka, topics
+from shared.kafka import Rejected, assigned_consumer, decode
+from shared.settings import KafkaSettings, auth, kafka, topics
 
 STAGE_STYLE = {"rumored": "yellow", "talks": "cyan", "agreed": "green", "active": "bold green",
                "failed": "red", "ended": "magenta"}
@@ -45,43 +43,20 @@ def change_line(change: AllianceChange) -> str:
             f"{change.stage.value}  (article {change.article_id})")
 
 
-async def assigned_consumer(topic: str, from_beginning: bool, bootstrap_servers: str | None = None,
-                            timeout: float = 30.0) -> AIOKafkaConsumer:
-    """A group-less consumer on every partition of `topic` (no join wait, no offsets)."""
+def _kafka(bootstrap_servers: str | None) -> KafkaSettings:
+    """The environment's Kafka settings, aimed at `bootstrap_servers` when given."""
     settings = kafka()
     if bootstrap_servers:
         settings = settings.model_copy(update={"bootstrap_servers": bootstrap_servers})
-    consumer = make_consumer(settings, group_id=None, client_id="radar-watch")
-    try:
-        await consumer.start()
-    except BaseException:
-        await consumer.stop()
-        raise
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        await consumer.topics()
-        partitions = consumer.partitions_for_topic(topic)
-        if partitions:
-            break
-        if loop.time() > deadline:
-            await consumer.stop()
-            raise TimeoutError(f"topic {topic} does not exist yet; is the stack running?")
-        await asyncio.sleep(0.5)
-    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-    consumer.assign(tps)
-    if from_beginning:
-        await consumer.seek_to_beginning(*tps)
-    else:
-        await consumer.seek_to_end(*tps)
-    return consumer
+    return settings
 
 
 async def follow_changes(on_change: Callable[[AllianceChange], None], *, from_beginning: bool,
                          stop: asyncio.Event, limit: int | None = None,
                          bootstrap_servers: str | None = None,
                          on_ready: Callable[[], None] | None = None) -> None:
-    consumer = await assigned_consumer(topics().changes, from_beginning, bootstrap_servers)
+    consumer = await assigned_consumer(_kafka(bootstrap_servers), topics().changes,
+                                       from_beginning=from_beginning, client_id="radar-watch")
     if on_ready is not None:
         on_ready()
     seen = 0

@@ -14,8 +14,8 @@ from typing import Annotated
 
 import httpx
 import typer
-from rich.console import Console
 
+from services.cli.console import err, fail, out, wait_for_signal
 from services.cli.feeds import feeds_app
 from services.cli.feeds import ingest as ingest_command
 from services.cli.feeds import ingestor as ingestor_command
@@ -24,14 +24,6 @@ from shared.contracts import Stage
 
 app = typer.Typer(help="Alliance Radar: partnerships between companies, live from the news.",
                   no_args_is_help=True, add_completion=False)
-err = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
-    return typer.Exit(code)
-
 
 # ---------------------------------------------------------------- services and broker
 
@@ -64,23 +56,11 @@ def broker(port: Annotated[int | None, typer.Option(help="Port on 127.0.0.1 "
     try:
         embedded = EmbeddedBroker(port=port).start()
     except BrokerError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     out.print(f"embedded broker ready on [bold]{embedded.bootstrap_servers}[/bold] "
               "(memory only; Ctrl-C stops it)")
-    _wait_for_signal()
+    wait_for_signal()
     embedded.stop()
-
-
-def _wait_for_signal() -> None:
-    received: list[int] = []
-
-    def handler(signum: int, _frame: object) -> None:
-        received.append(signum)
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, handler)
-    while not received:
-        signal.pause() if hasattr(signal, "pause") else time.sleep(0.5)
 
 
 @app.command()
@@ -183,7 +163,7 @@ def extract(
     from services.extractor.pipeline import Extractor
 
     if str(input_path) != "-" and not input_path.is_file():
-        raise _fail(f"no such file: {input_path}", 2)
+        raise fail(f"no such file: {input_path}", 2)
     extractor = Extractor.load()
     if output is None:
         results = run_extraction(extractor, input_path, sys.stdout, err)
@@ -222,17 +202,17 @@ def evaluate(
     from services.extractor.training.corpus import CORPUS, heldout_part, load
 
     if (gold is None) != (articles is None):
-        raise _fail("give both --gold and --articles, or neither (the held-out slice)", 2)
+        raise fail("give both --gold and --articles, or neither (the held-out slice)", 2)
     if gold is None and errors:
-        raise _fail("--errors is refused on the held-out slice: nobody reads its errors, so "
+        raise fail("--errors is refused on the held-out slice: nobody reads its errors, so "
                     "its figures stay a fair estimate. Use --gold/--articles with your own "
                     "development set.", 2)
     for path in (gold, articles, model):
         if path is not None and not path.is_file():
-            raise _fail(f"no such file: {path}", 2)
+            raise fail(f"no such file: {path}", 2)
     if gold is None:
         if not (CORPUS / "heldout.txt").is_file():
-            raise _fail(f"no labelled corpus at {CORPUS}", 2)
+            raise fail(f"no labelled corpus at {CORPUS}", 2)
         items = heldout_part(load())
         gold_events = {i.article.article_id: list(i.events) for i in items}
         docs = [i.article for i in items]
@@ -276,10 +256,10 @@ def train(
     try:
         from services.extractor.training.train import train as run_training
     except ImportError as exc:
-        raise _fail(f"training needs the train extra ({exc.name} is missing): "
+        raise fail(f"training needs the train extra ({exc.name} is missing): "
                     "pip install 'alliance-radar[train]'", 2) from None
     if corpus is not None and not (corpus / "articles.jsonl").is_file():
-        raise _fail(f"no articles.jsonl in {corpus}", 2)
+        raise fail(f"no articles.jsonl in {corpus}", 2)
     result = run_training(output or default_model_path(), corpus=corpus)
     cv = result["cross_validation"]["scores"]
     out.print(f"model {result['version']} written to {result['model']} in "
@@ -315,12 +295,12 @@ def alliances(
         resp = httpx.get(f"{api}/alliances", params=params, timeout=10,
                          headers=bearer_headers(auth().api_token))
     except httpx.HTTPError as exc:
-        raise _fail(f"cannot reach the aggregator at {api}: {exc}") from None
+        raise fail(f"cannot reach the aggregator at {api}: {exc}") from None
     if resp.status_code == 401:
-        raise _fail(f"401 from {api}: the query API needs RADAR_API_TOKEN "
+        raise fail(f"401 from {api}: the query API needs RADAR_API_TOKEN "
                     f"({resp.json().get('error', '')})")
     if resp.status_code != 200:
-        raise _fail(f"{resp.status_code} from {api}: {resp.text[:300]}")
+        raise fail(f"{resp.status_code} from {api}: {resp.text[:300]}")
     rows = resp.json()["alliances"]
     if as_json:
         print(json.dumps(rows, indent=2))
@@ -364,6 +344,20 @@ def docs(readme: Annotated[Path, typer.Argument()] = Path("README.md")) -> None:
     from services.cli.docs import update
 
     out.print(f"{readme}: {'updated' if update(readme) else 'up to date'}")
+
+
+@app.command()
+def asyncapi(
+    output: Annotated[Path | None, typer.Argument(help="Where to write it [default: "
+                                                  "deploy/asyncapi/asyncapi.json].")] = None,
+    check: Annotated[bool, typer.Option(help="Only compare; exit 1 if the file is stale.")]
+    = False,
+) -> None:
+    """Write the AsyncAPI document of every topic (from the topic registry and the models)."""
+    from services.cli.docs import write_asyncapi
+    from shared.asyncapi import DEFAULT_OUTPUT
+
+    raise typer.Exit(write_asyncapi(output or DEFAULT_OUTPUT, check=check))
 
 
 def main() -> None:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
@@ -25,56 +22,30 @@ from services.extractor.evaluation import (
     score,
 )
 from services.extractor.pipeline import Extractor
-from services.ingestor.sources import article_id_for, parse_time
-from shared.contracts import ArticleEvent, PartnershipEvent, utcnow
+from services.ingestor.sources import InputError, parse_jsonl
+from shared.contracts import ArticleEvent, PartnershipEvent
 
 
-@dataclass(frozen=True)
-class BadLine:
-    line: int
-    error: str
-
-
-def read_articles(path: Path) -> Iterator[ArticleEvent | BadLine]:
+def read_articles(path: Path) -> Iterator[ArticleEvent | InputError]:
     """JSONL lines {"id"|"article_id", "title", "text", "published_at", "source", "url"}
-    (extra keys ignored). The text is used as given, so evidence offsets point into it."""
+    (extra keys ignored), read by the ingestor's one article mapper; the text is used as
+    given, so evidence offsets point into it. A bad line is an `InputError` naming it."""
     opener = sys.stdin if str(path) == "-" else path.open(encoding="utf-8", errors="replace")
     with opener as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                if not isinstance(row, dict):
-                    raise ValueError(f"expected a JSON object, got {type(row).__name__}")
-                text = str(row.get("text") or "")
-                published = parse_time(row.get("published_at"))
-                if row.get("published_at") and published is None:
-                    raise ValueError(f"published_at {row['published_at']!r} is not a date")
-                yield ArticleEvent(
-                    article_id=article_id_for(given=row.get("article_id") or row.get("id"),
-                                              guid=None, url=row.get("url"),
-                                              title=str(row.get("title") or ""), text=text),
-                    url=row.get("url"), title=str(row.get("title") or ""), text=text,
-                    source=str(row.get("source") or "unknown"),
-                    published_at=published or utcnow())
-            except json.JSONDecodeError as exc:
-                yield BadLine(number, f"malformed JSON: {exc.msg} at column {exc.colno}")
-            except ValidationError as exc:
-                err = exc.errors()[0]
-                where = ".".join(str(p) for p in err["loc"])
-                yield BadLine(number, f"{where}: {err['msg']}")
-            except ValueError as exc:
-                yield BadLine(number, str(exc))
+        yield from parse_jsonl(fh, name="stdin" if str(path) == "-" else path.name,
+                               default_source="unknown", as_given=True)
+
+
+def _report_bad(items: list[ArticleEvent | InputError], err: Console) -> list[ArticleEvent]:
+    for bad in (b for b in items if isinstance(b, InputError)):
+        err.print(f"[yellow]skipped[/yellow] {bad.where}: {bad.message}")
+    return [a for a in items if isinstance(a, ArticleEvent)]
 
 
 def run_extraction(extractor: Extractor, path: Path, out: IO[str] | None, err: Console,
                    batch_size: int = 64) -> dict[str, list[PartnershipEvent]]:
     """Extract every article of a JSONL file; write events as JSON lines to `out`."""
-    items = list(read_articles(path))
-    articles = [a for a in items if isinstance(a, ArticleEvent)]
-    for bad in (b for b in items if isinstance(b, BadLine)):
-        err.print(f"[yellow]skipped line {bad.line}[/yellow]: {bad.error}")
+    articles = _report_bad(list(read_articles(path)), err)
     results: dict[str, list[PartnershipEvent]] = {}
     progress = Progress("extracting", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                         console=err, disable=len(articles) < 50 or not err.is_terminal)
@@ -103,10 +74,7 @@ def evaluate(extractor: Extractor, gold_path: Path, articles_path: Path,
 
 
 def read_valid(path: Path, err: Console) -> list[ArticleEvent]:
-    items = list(read_articles(path))
-    for bad in (b for b in items if isinstance(b, BadLine)):
-        err.print(f"[yellow]skipped line {bad.line}[/yellow]: {bad.error}")
-    return [a for a in items if isinstance(a, ArticleEvent)]
+    return _report_bad(list(read_articles(path)), err)
 
 
 def evaluate_with_calibration(extractor: Extractor, gold: dict[str, list[Event]],

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import json
 import shutil
-import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,7 +27,6 @@ from typing import Annotated, Any
 
 import httpx
 import typer
-from rich.console import Console
 
 #: Fields that differ between two correct views: the wall-clock time of the last write.
 VOLATILE_FIELDS = frozenset({"updated_at"})
@@ -49,10 +47,12 @@ def caught_up(committed: dict[int, int | None], targets: dict[int, int]) -> bool
 
 async def end_offsets(bootstrap: str, topic: str, timeout: float = 30.0) -> dict[int, int]:
     """Partition -> offset after the last record (without joining a group)."""
-    from services.cli.live import assigned_consumer
+    from shared.kafka import assigned_consumer
+    from shared.settings import kafka
 
-    consumer = await assigned_consumer(topic, from_beginning=True, bootstrap_servers=bootstrap,
-                                       timeout=timeout)
+    settings = kafka().model_copy(update={"bootstrap_servers": bootstrap})
+    consumer = await assigned_consumer(settings, topic, from_beginning=True,
+                                       client_id="radar-replay-ends", timeout=timeout)
     try:
         ends = await consumer.end_offsets(list(consumer.assignment()))
         return {tp.partition: offset for tp, offset in ends.items()}
@@ -81,19 +81,21 @@ async def wait_caught_up(bootstrap: str, group: str, topic: str, targets: dict[i
                          timeout: float, alive: Callable[[], None] = lambda: None) -> None:
     """Return once `group` committed every target offset; `alive()` raises if the worker
     died; TimeoutError names the partitions still behind."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
+    from shared.waiting import wait_until
+
+    lagging: dict[int, tuple[int | None, int]] = {}
+
+    async def done() -> bool:
         alive()
         committed = await committed_offsets(bootstrap, group, topic, sorted(targets))
-        if caught_up(committed, targets):
-            return
-        if loop.time() > deadline:
-            behind = {p: (committed.get(p), end) for p, end in targets.items()
-                      if (committed.get(p) or 0) < end}
-            raise TimeoutError(f"group {group} still behind on {topic} after {timeout:.0f}s "
-                               f"(partition: (committed, target)) {behind}")
-        await asyncio.sleep(0.5)
+        lagging.clear()
+        lagging.update({p: (committed.get(p), end) for p, end in targets.items()
+                        if (committed.get(p) or 0) < end})
+        return caught_up(committed, targets)
+
+    await wait_until(done, timeout=timeout, interval=0.5,
+                     message=lambda _: f"group {group} still behind on {topic} after "
+                     f"{timeout:.0f}s (partition: (committed, target)) {lagging}")
 
 
 # ------------------------------------------------------------------ views
@@ -197,21 +199,6 @@ def compare_with_live(replay: Replay, *, api_url: str, live_app_id: str, bootstr
     return diff_views(fetch_view(api_url), replay.alliances)
 
 
-def _wait_for_signal() -> None:
-    received: list[int] = []
-
-    def handler(signum: int, _frame: object) -> None:
-        received.append(signum)
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        while not received:
-            signal.pause()
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
 def replay(
     compare: Annotated[bool, typer.Option(help="Compare with the live view (RADAR_API_URL) "
                                                 "once it has processed the same events; exit "
@@ -229,10 +216,10 @@ def replay(
 ) -> None:
     """Rebuild the alliance view from alliances.partnerships.v1 into fresh tables (a new
     app id), print it, and optionally compare it with the live view or serve it."""
+    from services.cli.console import err, out, wait_for_signal
     from services.cli.live import alliance_table
     from shared.settings import AggregatorSettings, CliSettings, kafka, load
 
-    out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
     differences: list[str] = []
     try:
         with replay_worker(run_dir=run_dir, app_id=app_id, port=port, timeout=timeout) as done:
@@ -254,7 +241,7 @@ def replay(
                              else "identical"))
             if serve:
                 err.print(f"serving the rebuilt view at {done.url}/alliances (Ctrl-C stops)")
-                _wait_for_signal()
+                wait_for_signal()
     except (RuntimeError, TimeoutError, httpx.HTTPError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None

@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import httpx
 
 from shared.broker import EmbeddedBroker, die_with_parent, terminate
 from shared.journal import Journal, JournalWriter, Restored, restore
+from shared.waiting import wait_until_blocking
 
 SERVICES = ("ingestor", "extractor", "aggregator")
 
@@ -162,9 +162,9 @@ class Stack:
             self.services[name] = svc
 
     def wait_healthy(self, timeout: float = 90.0, names: tuple[str, ...] | None = None) -> None:
-        deadline = time.monotonic() + timeout
         pending = set(names or self.services)
-        while pending and time.monotonic() < deadline:
+
+        def all_healthy() -> bool:
             for name in sorted(pending):
                 svc = self.services[name]
                 if not svc.alive():
@@ -172,10 +172,13 @@ class Stack:
                                        f"{svc.tail()}")
                 if svc.healthy():
                     pending.discard(name)
-            time.sleep(0.2)
-        if pending:
+            return not pending
+
+        def not_healthy(_: object) -> str:
             tails = "\n".join(f"--- {n}\n{self.services[n].tail()}" for n in sorted(pending))
-            raise TimeoutError(f"not healthy after {timeout}s: {sorted(pending)}\n{tails}")
+            return f"not healthy after {timeout}s: {sorted(pending)}\n{tails}"
+
+        wait_until_blocking(all_healthy, timeout=timeout, interval=0.2, message=not_healthy)
 
     def stop(self) -> None:
         for svc in reversed(list(self.services.values())):

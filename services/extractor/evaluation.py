@@ -16,9 +16,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shared.contracts import Stage
+
 SUFFIXES = {"corp", "co", "inc", "ltd", "sa", "ag", "plc", "nv", "spa", "gmbh", "group",
             "holdings"}
-STAGES = ("rumored", "talks", "agreed", "active", "failed", "ended")
+#: Stage names in the one stage order (`shared.contracts.Stage`).
+STAGES = tuple(stage.value for stage in Stage)
 
 
 def name_words(name: str) -> frozenset[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import time
 
 from aiohttp import web
@@ -13,7 +12,8 @@ from services.extractor import metrics as ex_metrics
 from services.extractor.pipeline import Extractor
 from shared import logs, metrics
 from shared.contracts import ArticleEvent, Contract
-from shared.kafka import Outcome, Outgoing, StreamProcessor, ensure_topics
+from shared.kafka import Outgoing, Processed, StreamProcessor, ensure_topics
+from shared.logs import stop_on_signals
 from shared.settings import ExtractorSettings, kafka, load, topics
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ class ExtractorHandler:
         self.extractor = extractor
         self.out_topic = out_topic
 
-    async def __call__(self, messages: list[Contract]) -> list[Outcome]:
+    async def __call__(self, messages: list[Contract]) -> list[Processed]:
         articles = [m for m in messages if isinstance(m, ArticleEvent)]
         started = time.perf_counter()
         results = await asyncio.to_thread(self.extractor.extract_many, articles)
@@ -43,14 +43,14 @@ class ExtractorHandler:
                                        "events" if kept else "no_events").inc()
             for event in kept:
                 ex_metrics.EVENTS.labels(event.stage.value).inc()
-            outcomes.append(Outcome(outputs=[Outgoing(self.out_topic, e) for e in kept]))
+            outcomes.append(Processed(outputs=[Outgoing(self.out_topic, e) for e in kept]))
         return outcomes
 
 
 async def run() -> None:
     settings = load(ExtractorSettings)
     k, t = kafka(), topics()
-    await ensure_topics(k, t, [t.articles, t.partnerships, t.dlq(t.articles)])
+    await ensure_topics(k, t, t.created_by(SERVICE))
     log.info("loading spaCy model %s and the partnership model", settings.model)
     extractor = await asyncio.to_thread(Extractor.load, settings.model,
                                         model_path=settings.partnership_model,
@@ -70,10 +70,7 @@ async def run() -> None:
     app.add_routes(metrics.ops_routes(SERVICE, readiness))
     runner = await metrics.start_http(app, settings.host, settings.port)
     log.info("extractor HTTP on http://%s:%s", settings.host, settings.port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     await processor.start()
     try:
         await processor.run(stop)

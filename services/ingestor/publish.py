@@ -54,13 +54,6 @@ def summary(results: list[ItemResult]) -> dict[str, int]:
             **{o.value: counts[o.value] for o in Outcome if o is not Outcome.REJECTED}}
 
 
-def _rejected(item: InputError, channel: str) -> ItemResult:
-    log.debug("rejected %s", item)
-    in_metrics.REJECTED.labels(channel, item.reason).inc()
-    in_metrics.ARTICLES.labels(channel, Outcome.REJECTED).inc()
-    return ItemResult(item.where, Outcome.REJECTED, reason=item.reason, error=item.message)
-
-
 @dataclass(frozen=True)
 class Verdict:
     result: ItemResult

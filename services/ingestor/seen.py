@@ -11,17 +11,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
-from aiokafka.structs import TopicPartition
 
 from services.ingestor import metrics as in_metrics
 from services.ingestor.dedup import Fingerprint, SeenIndex
 from shared.contracts import SeenArticle, utcnow
-from shared.kafka import Rejected, decode, make_consumer
+from shared.kafka import Rejected, decode, make_consumer, topic_partitions
 from shared.settings import KafkaSettings
+from shared.waiting import wait_until
 
 log = logging.getLogger(__name__)
 
@@ -61,28 +62,24 @@ class SeenStore:
     async def replay(self, timeout: float = 60.0) -> int:
         """Read the topic up to its end as of now; returns the number of records read."""
         await self.consumer.start()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            await self.consumer.topics()
-            partitions = self.consumer.partitions_for_topic(self.topic)
-            if partitions:
-                break
-            if loop.time() > deadline:
-                raise TimeoutError(f"topic {self.topic} has no partitions")
-            await asyncio.sleep(0.2)
-        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        started = time.monotonic()
+        tps = await topic_partitions(self.consumer, self.topic, timeout=timeout)
         self.consumer.assign(tps)
         await self.consumer.seek_to_beginning(*tps)
         ends = await self.consumer.end_offsets(tps)
         remaining = {tp for tp in tps if ends[tp] > 0}
-        while remaining:
-            if loop.time() > deadline:
-                raise TimeoutError(f"replay of {self.topic} incomplete after {timeout}s")
-            await self._poll(500)
+
+        async def read_to_the_end() -> bool:
+            if remaining:
+                await self._poll(500)
             for tp in list(remaining):
                 if await self.consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
+            return not remaining
+
+        await wait_until(read_to_the_end, timeout=timeout - (time.monotonic() - started),
+                         interval=0, message=f"replay of {self.topic} incomplete after "
+                         f"{timeout}s")
         self.replayed = True
         in_metrics.SEEN.set(len(self.index))
         log.info("replayed %d seen record(s) from %s: %d stories in the window", self.records,

@@ -1,44 +1,31 @@
-"""Ingestor service: every way news comes in -> one intake -> news.articles.v1.
+"""Ingestor service, the entry point: every way news comes in -> one intake ->
+news.articles.v1.
 
 Channels: POST /articles (one JSON article, a JSON array, JSON Lines, RSS/Atom, HTML, text),
 POST /fetch (a URL to fetch), the feeds file (polled), a watched folder, and the Kafka inbox
 `news.inbox.v1` (RawDocument; bad documents go to its .dlq). Every channel goes through
 `Intake`: language policy, dedup against `news.seen.v1` (replayed before /health says
-ready), publish.
+ready), publish. The doors are in `http_api.py` and `doors.py`, the shared parts in
+`wiring.py`; this module starts them and stops them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
-import signal
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
-from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
-from aiohttp.web_protocol import RequestPayloadError
-from aiokafka import AIOKafkaProducer
-
-from services.ingestor import metrics as in_metrics
-from services.ingestor.dedup import Outcome
-from services.ingestor.feeds import FeedConfig, FeedPoller
-from services.ingestor.fetch import FetchError, FetchPolicy, SafeFetcher
-from services.ingestor.pages import HTML_SUFFIXES
-from services.ingestor.publish import Intake, ItemResult, Judge, summary
-from services.ingestor.seen import SeenStore, expire
-from services.ingestor.sources import InputError, Parsed, parse_document
+from services.ingestor.doors import expire_loop, feed_publisher, inbox_handler, watch_folder
+from services.ingestor.feeds import FeedPoller
+from services.ingestor.http_api import http_app
+from services.ingestor.wiring import SERVICE, Ingestor
 from shared import logs, metrics
-from shared.auth import token_middleware, warn_if_exposed
-from shared.contracts import Contract, RawDocument, utcnow
-from shared.kafka import Outcome as RecordOutcome
-from shared.kafka import Rejected, StreamProcessor, ensure_topics, make_producer
+from shared.contracts import RawDocument
+from shared.kafka import StreamProcessor
+from shared.logs import stop_on_signals
 from shared.settings import (
+    AuthSettings,
     IngestorSettings,
     KafkaSettings,
     TopicSettings,
@@ -49,255 +36,36 @@ from shared.settings import (
 )
 
 log = logging.getLogger(__name__)
-SERVICE = "ingestor"
-#: Paths answered without the write token: Prometheus scrapes, orchestrators probe.
-OPEN_PATHS = ("/metrics", "/health")
-FOLDER_SUFFIXES = (".jsonl", ".json", ".xml", ".rss", ".atom", ".rdf", ".txt", *HTML_SUFFIXES)
 
 
-@dataclass
-class Ingestor:
-    """The running parts the HTTP handlers and background tasks share."""
-
-    settings: IngestorSettings
-    intake: Intake
-    fetcher: SafeFetcher
-    ready: bool = False
-
-    async def take_document(self, data: bytes, *, name: str, default_source: str,
-                            channel: str, url: str | None = None) -> list[ItemResult]:
-        items = await parse_off_loop(data, name=name, default_source=default_source, url=url)
-        return await self.intake.take(items, channel)
-
-    async def take_url(self, url: str, *, channel: str,
-                       default_source: str | None = None) -> list[ItemResult]:
-        """Fetch (checked: see fetch.py) and ingest a page or feed; FetchError if refused."""
-        fetched = await self.fetcher.fetch(url, channel=channel)
-        return await self.take_document(fetched.body, name=fetched.url, url=fetched.url,
-                                        default_source=default_source or "web",
-                                        channel=channel)
-
-
-INGESTOR = web.AppKey("ingestor", Ingestor)
-
-
-async def parse_off_loop(data: bytes, *, name: str, default_source: str,
-                         url: str | None = None) -> list[Parsed]:
-    """Parsing and cleaning (pure, and slow for big bodies or pages) in a worker thread, so
-    the event loop keeps serving /health and Kafka heartbeats."""
-    return await asyncio.to_thread(
-        lambda: list(parse_document(data, name=name, default_source=default_source, url=url)))
-
-
-def _reject_request(channel: str, reason: str, error: str, status: int = 400) -> web.Response:
-    in_metrics.REJECTED.labels(channel, reason).inc()
-    return web.json_response({"error": error, "reason": reason}, status=status)
-
-
-async def _read_body(request: web.Request, channel: str) -> bytes | web.Response:
-    """The request body (decompressed by aiohttp), or the answer refusing it: 413 over the
-    limit, 400 for a body its Content-Encoding cannot decode (found by fuzzing: that was a
-    500)."""
-    try:
-        return await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        in_metrics.REJECTED.labels(channel, "too_large").inc()
-        raise
-    except (HttpProcessingError, RequestPayloadError) as exc:
-        cause = exc.__cause__ or exc
-        return _reject_request(channel, "bad_encoding", f"cannot decode the body "
-                               f"({request.headers.get('Content-Encoding', 'identity')}): "
-                               f"{type(cause).__name__}")
-
-
-def _answer(items: list[Parsed] | None, results: list[ItemResult]) -> web.Response:
-    """202 with a per-item result when anything was taken in; 400 when nothing was."""
-    counts = summary(results)
-    body: dict[str, Any] = {**counts, "items": [r.as_json() for r in results]}
-    if counts["accepted"]:
-        return web.json_response(body, status=202)
-    if items is not None and len(items) == 1 and isinstance(items[0], InputError):
-        body = {"error": str(items[0]), "reason": items[0].reason} | body
-    return web.json_response(body, status=400)
-
-
-async def post_articles(request: web.Request) -> web.Response:
-    """Accept one JSON article, a JSON array, JSON Lines, an RSS/Atom document, an HTML page
-    or plain text. `?source=` names the source of items that name none."""
-    ingestor = request.app[INGESTOR]
-    if not ingestor.ready:
-        return _reject_request("http", "starting", "ingestor is starting", 503)
-    body = await _read_body(request, "http")
-    if isinstance(body, web.Response):
-        return body
-    in_metrics.BYTES.labels("http").inc(len(body))
-    if not body.strip():
-        return _reject_request("http", "empty_body", "empty body")
-    source = request.query.get("source", "http")[:100] or "http"
-    items = await parse_off_loop(body, name="body", default_source=source)
-    return _answer(items, await ingestor.intake.take(items, "http"))
-
-
-async def post_fetch(request: web.Request) -> web.Response:
-    """`{"url": "https://...", "source": "..."}`: fetch a page or feed and ingest it."""
-    ingestor = request.app[INGESTOR]
-    if not ingestor.ready:
-        return _reject_request("page", "starting", "ingestor is starting", 503)
-    body = await _read_body(request, "page")
-    if isinstance(body, web.Response):
-        return body
-    try:
-        payload = json.loads(body or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        return _reject_request("page", "invalid_json", f"malformed JSON: {exc}")
-    url = payload.get("url") if isinstance(payload, dict) else None
-    if not isinstance(url, str) or not url.strip():
-        return _reject_request("page", "missing_url", 'expected {"url": "http(s)://..."}')
-    source = payload.get("source")
-    try:
-        results = await ingestor.take_url(url.strip(), channel="page",
-                                          default_source=str(source) if source else None)
-    except FetchError as exc:
-        in_metrics.REJECTED.labels("page", exc.reason).inc()
-        in_metrics.ARTICLES.labels("page", Outcome.REJECTED).inc()
-        upstream = exc.reason in ("timeout", "connect_error", "http_status", "dns_error")
-        return web.json_response({"error": str(exc), "reason": exc.reason},
-                                 status=502 if upstream else 400)
-    return _answer(None, results)
-
-
-async def watch_folder(ingestor: Ingestor, folder: Path, interval: float,
-                       stop: asyncio.Event) -> None:
-    """Ingest each new file dropped into `folder` once, then rename it `*.done`."""
-    folder.mkdir(parents=True, exist_ok=True)
-    limit = ingestor.settings.max_body_bytes
-    while not stop.is_set():
-        for path in sorted(folder.iterdir()):
-            if path.suffix.lower() not in FOLDER_SUFFIXES or not path.is_file():
-                continue
-            try:
-                if path.stat().st_size > limit:
-                    in_metrics.REJECTED.labels("folder", "too_large").inc()
-                    log.warning("%s: larger than %d bytes; skipped", path, limit)
-                else:
-                    data = path.read_bytes()
-                    in_metrics.BYTES.labels("folder").inc(len(data))
-                    await ingestor.take_document(data, name=path.name,
-                                                 default_source=path.stem, channel="folder")
-                path.rename(path.with_name(path.name + ".done"))
-            except OSError as exc:
-                in_metrics.REJECTED.labels("folder", "unreadable").inc()
-                log.warning("%s: %s", path, exc)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval)
-
-
-def inbox_handler(ingestor: Ingestor) -> Callable[[list[Contract]],
-                                                   Awaitable[list[RecordOutcome]]]:
-    """RawDocuments from Kafka: a document with rejected items (or a refused URL) becomes a
-    dead letter naming them; its good items are published all the same."""
-
-    async def handle(documents: list[Contract]) -> list[RecordOutcome]:
-        outcomes = []
-        for doc in documents:
-            assert isinstance(doc, RawDocument)
-            outcomes.append(await _take_raw(ingestor, doc))
-        return outcomes
-
-    return handle
-
-
-async def _take_raw(ingestor: Ingestor, doc: RawDocument) -> RecordOutcome:
-    source = doc.source or doc.name
-    if doc.url is not None:
-        try:
-            results = await ingestor.take_url(doc.url, channel="inbox", default_source=source)
-        except FetchError as exc:
-            in_metrics.REJECTED.labels("inbox", exc.reason).inc()
-            in_metrics.ARTICLES.labels("inbox", Outcome.REJECTED).inc()
-            return RecordOutcome(rejected=Rejected(exc.reason, str(exc)))
-    else:
-        data = (doc.content or "").encode()
-        in_metrics.BYTES.labels("inbox").inc(len(data))
-        results = await ingestor.take_document(data, name=doc.name, default_source=source,
-                                               channel="inbox")
-    bad = [r for r in results if r.status == Outcome.REJECTED]
-    if not bad:
-        return RecordOutcome()
-    detail = "; ".join(f"{r.where}: {r.reason}: {r.error}" for r in bad[:20])
-    return RecordOutcome(rejected=Rejected(bad[0].reason or "rejected",
-                                           f"{len(bad)} of {len(results)} item(s) rejected: "
-                                           f"{detail}"))
-
-
-def feed_publisher(ingestor: Ingestor) -> Callable[[list[Parsed], FeedConfig],
-                                                   Awaitable[int]]:
-    async def on_items(items: list[Parsed], feed: FeedConfig) -> int:
-        results = await ingestor.intake.take(items, "feed")
-        return sum(r.status == Outcome.PUBLISHED for r in results)
-
-    return on_items
-
-
-async def expire_loop(ingestor: Ingestor, producer: AIOKafkaProducer, stop: asyncio.Event,
-                      every: float = 60.0) -> None:
-    """Forget (and tombstone) stories that left the dedup window."""
-    index = ingestor.intake.judge.index
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), every)
-        if index.enabled:
-            gone = await expire(index, producer, ingestor.settings.seen_topic, utcnow())
-            if gone:
-                log.info("dedup window: forgot %d stor(ies)", gone)
-
-
-async def run() -> None:
-    settings = load(IngestorSettings)
-    k, t = kafka(), topics()
-    await _ensure_topics(settings, k, t)
-    producer = make_producer(k, client_id="radar-ingestor")
-    await producer.start()
-    judge = Judge.from_settings(settings)
-    intake = Intake(producer, judge, articles_topic=t.articles, seen_topic=settings.seen_topic,
-                    service=SERVICE)
-    ingestor = Ingestor(settings, intake, SafeFetcher(FetchPolicy.from_settings(settings)))
-    store = SeenStore(k, settings.seen_topic, judge.index)
+async def run(settings: IngestorSettings, kafka: KafkaSettings, topics: TopicSettings,
+              auth: AuthSettings) -> None:
+    ingestor = Ingestor.from_settings(settings, kafka, topics)
+    await ingestor.open()
     poller = FeedPoller(settings.feeds_file, ingestor.fetcher, feed_publisher(ingestor),
                         default_interval=settings.feed_interval_s,
                         max_backoff=settings.feed_max_backoff_s)
-    inbox = StreamProcessor(service=SERVICE, kafka=k, input_topic=settings.inbox_topic,
+    inbox = StreamProcessor(service=SERVICE, kafka=kafka, input_topic=topics.inbox,
                             model=RawDocument, group_id=settings.group_id,
                             handler=inbox_handler(ingestor), batch_size=16)
 
     def readiness() -> tuple[bool, dict[str, object]]:
-        connected = producer.client.cluster.brokers() != set()
+        connected = ingestor.producer.client.cluster.brokers() != set()
         return ingestor.ready and connected, {
-            "topic": t.articles, "seen_stories": len(judge.index), "feeds": len(poller.states),
-            "inbox_assigned": inbox.ready,
+            "topic": topics.articles, "seen_stories": len(ingestor.judge.index),
+            "feeds": len(poller.states), "inbox_assigned": inbox.ready,
             "dedup_window_hours": settings.dedup_window_hours}
 
-    token = auth().ingestor_token
-    warn_if_exposed(SERVICE, settings.host, token, "RADAR_INGESTOR_TOKEN")
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[
-        token_middleware(SERVICE, token, OPEN_PATHS, realm="radar-ingestor")])
-    app[INGESTOR] = ingestor
-    app.add_routes([web.post("/articles", post_articles), web.post("/fetch", post_fetch),
-                    *metrics.ops_routes(SERVICE, readiness)])
-    runner = await metrics.start_http(app, settings.host, settings.port)
+    runner = await metrics.start_http(http_app(ingestor, auth, readiness), settings.host,
+                                      settings.port)
     log.info("ingestor HTTP on http://%s:%s", settings.host, settings.port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     tasks: list[asyncio.Task] = []
     try:
-        await store.replay()
-        ingestor.ready = True
+        await ingestor.remember()
         await inbox.start()
-        tasks = [asyncio.create_task(store.follow(stop)),
-                 asyncio.create_task(expire_loop(ingestor, producer, stop,
-                                                 every=_expire_every(settings))),
+        tasks = [asyncio.create_task(ingestor.seen.follow(stop)),
+                 asyncio.create_task(expire_loop(ingestor, stop, every=_expire_every(settings))),
                  asyncio.create_task(poller.run(stop)),
                  asyncio.create_task(inbox.run(stop))]
         if settings.watch_dir is not None:
@@ -316,9 +84,7 @@ async def run() -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
         await runner.cleanup()
         await inbox.stop()
-        await store.stop()
-        await ingestor.fetcher.aclose()
-        await producer.stop()
+        await ingestor.close()
 
 
 def _expire_every(settings: IngestorSettings) -> float:
@@ -326,12 +92,10 @@ def _expire_every(settings: IngestorSettings) -> float:
     return min(60.0, max(1.0, window / 10))
 
 
-async def _ensure_topics(settings: IngestorSettings, k: KafkaSettings,
-                         t: TopicSettings) -> None:
-    await ensure_topics(k, t, [t.articles, settings.seen_topic, settings.inbox_topic,
-                               t.dlq(settings.inbox_topic)], compacted=[settings.seen_topic])
-
-
-def main() -> None:
+def main(feeds_file: Path | None = None) -> None:
+    """Read the settings (`feeds_file` overrides RADAR_INGESTOR_FEEDS_FILE) and run."""
     logs.setup(SERVICE)
-    asyncio.run(run())
+    settings = load(IngestorSettings)
+    if feeds_file is not None:
+        settings = settings.model_copy(update={"feeds_file": feeds_file})
+    asyncio.run(run(settings, kafka(), topics(), auth()))

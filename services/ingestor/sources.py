@@ -1,4 +1,8 @@
-"""Turn what users hand in (JSONL lines, JSON objects, RSS/Atom documents) into ArticleEvents.
+"""Items of what users hand in (JSON objects, JSON Lines, RSS/Atom entries) -> ArticleEvents.
+
+`article_from_mapping` is the one mapper from a JSON-shaped item to an `ArticleEvent`: the
+ingestor's every door and the offline `radar extract` / `radar eval` use it. Which parser
+a whole document needs is decided above this module, in `documents.py`.
 
 Pure functions: every input yields either an ArticleEvent or an `InputError` saying what is
 wrong and where, never an exception, so one bad item never costs the good ones beside it.
@@ -6,9 +10,7 @@ wrong and where, never an exception, so one bad item never costs the good ones b
 
 from __future__ import annotations
 
-import codecs
 import json
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,7 +36,6 @@ class InputError:
 
 
 Parsed = ArticleEvent | InputError
-_JSON_OBJECT_LINE = re.compile(r'^\s*\{\s*"')
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -69,15 +70,19 @@ def article_id_for(*, given: str | None, guid: str | None, url: str | None, titl
     return "sha-" + stable_hash(title.strip().lower(), " ".join(text.split()).lower())
 
 
-def article_from_mapping(item: Any, *, where: str, default_source: str) -> Parsed:
+def article_from_mapping(item: Any, *, where: str, default_source: str,
+                         as_given: bool = False) -> Parsed:
     """One JSON object shaped like {"id"|"article_id", "title", "text", "published_at",
-    "source", "url"} (extra keys ignored) -> ArticleEvent."""
+    "source", "url"} (extra keys ignored) -> ArticleEvent. `as_given` keeps text and title
+    uncleaned (offline extraction and scoring: gold evidence offsets point into the text as
+    it was labelled)."""
     if not isinstance(item, dict):
         return InputError(where, "not_an_object", f"expected a JSON object, got "
                           f"{type(item).__name__}")
-    text = clean_text(str(item.get("text") or item.get("body") or ""))
-    title = _shorten(clean_text(str(item.get("title") or "")), MAX_TITLE_CHARS)
-    if not text:
+    clean = (lambda value: value) if as_given else clean_text
+    text = clean(str(item.get("text") or item.get("body") or ""))
+    title = _shorten(clean(str(item.get("title") or "")), MAX_TITLE_CHARS)
+    if not text.strip():
         return InputError(where, "missing_text", "article has no text")
     raw_published = item.get("published_at") or item.get("published") or item.get("date")
     published = parse_time(raw_published)
@@ -119,7 +124,8 @@ def _language_tag(value: Any) -> str:
     return tag if len(tag) == 2 and tag.isascii() and tag.isalpha() else ""
 
 
-def parse_jsonl(lines: Iterable[str], *, name: str, default_source: str) -> Iterator[Parsed]:
+def parse_jsonl(lines: Iterable[str], *, name: str, default_source: str,
+                as_given: bool = False) -> Iterator[Parsed]:
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -133,7 +139,8 @@ def parse_jsonl(lines: Iterable[str], *, name: str, default_source: str) -> Iter
         except RecursionError:
             yield InputError(where, "invalid_json", "malformed JSON: nested too deeply")
             continue
-        yield article_from_mapping(item, where=where, default_source=default_source)
+        yield article_from_mapping(item, where=where, default_source=default_source,
+                                   as_given=as_given)
 
 
 def looks_like_feed(head: bytes | str) -> bool:
@@ -182,66 +189,3 @@ def _entry_time(entry: Any) -> datetime | str | None:
         if parsed:
             return datetime(*parsed[:6], tzinfo=UTC)
     return entry.get("published") or entry.get("updated") or entry.get("dc_date") or None
-
-
-def _has_json_object_line(data: bytes) -> bool:
-    text = data.decode("utf-8", errors="replace")
-    return any(_JSON_OBJECT_LINE.match(line) for line in text.splitlines()[1:])
-
-
-def parse_document(data: bytes, *, name: str, default_source: str,
-                   url: str | None = None) -> Iterator[Parsed]:
-    """A whole input: a feed, a web page, JSONL, a JSON array/object, or plain text."""
-    from services.ingestor.pages import HTML_SUFFIXES, extract_page, looks_like_html
-
-    data = data.removeprefix(codecs.BOM_UTF8)
-    # (A JSONL batch whose first line is junk that looks like HTML or XML is still JSONL:
-    # found by fuzzing, the page reading lost the good lines after it.)
-    if looks_like_html(data, name) and (name.lower().endswith(HTML_SUFFIXES)
-                                        or not _has_json_object_line(data)):
-        yield extract_page(data, name=name, default_source=default_source, url=url)
-        return
-    if looks_like_feed(data) and not _has_json_object_line(data):
-        yield from parse_feed(data, name=name, default_source=default_source)
-        return
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        yield InputError(name, "not_utf8", f"input is not UTF-8: {exc.reason} at byte "
-                         f"{exc.start}")
-        return
-    stripped = text.lstrip()
-    # JSON Lines when any line opens a JSON object, even if the first line is junk; a .txt
-    # file is always prose ("{{^adFree}}" debris must not make it JSON).
-    jsonl = not name.lower().endswith(".txt") and any(
-        _JSON_OBJECT_LINE.match(line) for line in text.splitlines())
-    if stripped.startswith("["):
-        try:
-            items = json.loads(text)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            if jsonl and len(text.strip().splitlines()) > 1:
-                yield from parse_jsonl(text.splitlines(), name=name,
-                                       default_source=default_source)
-                return
-            message = f"{exc.msg} at line {exc.lineno}" if isinstance(
-                exc, json.JSONDecodeError) else "nested too deeply"
-            yield InputError(name, "invalid_json", f"malformed JSON array: {message}")
-            return
-        if not isinstance(items, list):
-            items = [items]
-        for i, item in enumerate(items, start=1):
-            yield article_from_mapping(item, where=f"{name}[{i}]",
-                                       default_source=default_source)
-        return
-    if stripped.startswith("{") or jsonl:
-        try:
-            whole = json.loads(text)
-        except (json.JSONDecodeError, RecursionError):
-            whole = None  # JSON Lines, judged line by line
-        if isinstance(whole, dict):
-            yield article_from_mapping(whole, where=name, default_source=default_source)
-            return
-        yield from parse_jsonl(text.splitlines(), name=name, default_source=default_source)
-        return
-    yield article_from_mapping({"text": text, "title": name}, where=name,
-                               default_source=default_source)

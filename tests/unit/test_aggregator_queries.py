@@ -31,7 +31,7 @@ from services.aggregator.routing import (
     workers,
 )
 from services.aggregator.state import apply
-from shared.contracts import Evidence, PartnershipEvent, Stage
+from shared.contracts import AllianceState, Evidence, PartnershipEvent, Stage
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -185,3 +185,15 @@ def test_openapi_document_is_valid_and_documents_every_endpoint():
     summary = doc["components"]["schemas"]["AllianceSummary"]
     assert "observations" not in summary["properties"]
     assert {"history", "first_seen", "sources"} <= set(summary["properties"])
+
+
+def test_alliance_summary_is_the_state_without_observations():
+    from services.aggregator.queries import AllianceSummary
+
+    state_fields = dict(AllianceState.model_fields)
+    del state_fields["observations"]
+    summary_fields = AllianceSummary.model_fields
+    assert list(summary_fields) == list(state_fields)
+    for name, field in summary_fields.items():
+        assert (field.annotation, field.description) == (
+            state_fields[name].annotation, state_fields[name].description), name

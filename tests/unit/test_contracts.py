@@ -84,7 +84,7 @@ def test_dead_letter_keeps_raw_bytes_through_json():
 
 
 def test_every_wire_model_has_schema_version_and_descriptions():
-    from shared.contracts import WIRE_MODELS
+    from shared.topics import WIRE_MODELS
 
     for model in WIRE_MODELS:
         assert "schema_version" in model.model_fields

@@ -172,7 +172,7 @@ def test_counter_and_histogram_names_follow_prometheus_conventions() -> None:
 
 
 def test_set_top_companies_exports_a_bounded_stable_top() -> None:
-    from shared.metrics import COMPANY_ALLIANCES, set_top_companies
+    from services.aggregator.metrics import COMPANY_ALLIANCES, set_top_companies
 
     counts = {f"Company {i:02d}": i % 7 for i in range(40)} | {"Zeta": 9, "Alpha": 9}
     top = set_top_companies(counts, limit=5)

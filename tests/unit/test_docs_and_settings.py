@@ -46,3 +46,29 @@ def test_every_setting_is_documented():
     for name, (_, _, _, description) in env_vars().items():
         assert name.startswith("RADAR_")
         assert description, f"{name} has no description"
+
+
+def test_where_things_are_map_matches_the_tree():
+    """Every path the README's map names exists, and every module of shared/ and services/
+    is named in it."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("### Where things are", 1)[1].split("```", 2)[1]
+    named: set[Path] = set()  # files and subfolders named on a folder's lines
+    folders: set[Path] = set()  # the folders heading them
+    for line in block.splitlines()[1:]:
+        if not line.strip():
+            continue
+        words = line.split("   ", 1)[0].split()  # the names, before the description
+        if not line.startswith(" "):
+            heads = [ROOT / w for w in words if w.endswith("/")]
+            folder = heads[0] if len(heads) == 1 else ROOT
+            folders.update(heads)
+            continue
+        named.update(folder / w for w in words if w.endswith((".py", "/")))
+    missing = sorted(str(p.relative_to(ROOT)) for p in named | folders if not p.exists())
+    assert not missing, f"the map names paths that do not exist: {missing}"
+    modules = [p for base in ("shared", "services") for p in (ROOT / base).rglob("*.py")
+               if p.name not in ("__init__.py", "__main__.py")]
+    unnamed = sorted(str(p.relative_to(ROOT)) for p in modules
+                     if not any(p == n or n in p.parents for n in named))
+    assert not unnamed, f"modules missing from the README's map: {unnamed}"

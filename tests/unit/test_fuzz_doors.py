@@ -14,10 +14,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.ingestor.dedup import SeenIndex
+from services.ingestor.documents import parse_document
 from services.ingestor.language import LanguagePolicy
 from services.ingestor.pages import extract_page
 from services.ingestor.publish import Judge
-from services.ingestor.sources import InputError, parse_document, parse_feed
+from services.ingestor.sources import InputError, parse_feed
 from shared.contracts import ArticleEvent
 from tests.fuzzing import door, hypothesis_profile
 

@@ -110,7 +110,7 @@ def test_dead_letters_stay_under_the_message_limit() -> None:
 # Finding: a JSON Lines body whose first line was junk that looks like HTML was read as a
 # web page, and the good lines after it were lost.
 def test_jsonl_after_an_html_looking_line_is_jsonl() -> None:
-    from services.ingestor.sources import parse_document
+    from services.ingestor.documents import parse_document
 
     good = json.dumps({"id": "kept", "text": TEXT})
     items = list(parse_document(f"<html><body><div>\n{good}".encode(), name="body",

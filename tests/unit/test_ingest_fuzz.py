@@ -10,11 +10,11 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.cli.feeds import read_documents
 from services.ingestor.dedup import SeenIndex
+from services.ingestor.documents import parse_document, read_documents
 from services.ingestor.language import LanguagePolicy
 from services.ingestor.publish import Judge
-from services.ingestor.sources import InputError, parse_document
+from services.ingestor.sources import InputError
 from shared.contracts import ArticleEvent
 
 FAST = settings(max_examples=60, deadline=None,

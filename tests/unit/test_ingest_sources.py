@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from services.ingestor.documents import parse_document
 from services.ingestor.pages import extract_page, looks_like_html
-from services.ingestor.sources import InputError, parse_document, parse_time
+from services.ingestor.sources import InputError, parse_time
 from shared.contracts import ArticleEvent
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "ingest"

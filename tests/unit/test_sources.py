@@ -1,10 +1,10 @@
 import json
 
 from services.ingestor.clean import clean_text
+from services.ingestor.documents import parse_document
 from services.ingestor.sources import (
     InputError,
     article_id_for,
-    parse_document,
     parse_jsonl,
 )
 from shared.contracts import ArticleEvent

@@ -1,13 +1,15 @@
-"""The committed AsyncAPI document is what the generator makes from the models, and covers
-every topic. (The reference parser validates it: tests/integration/test_aggregator_asyncapi.py.)
+"""The committed AsyncAPI document is what the generator makes from the topic registry and
+the models, and covers every topic. (The reference parser validates it:
+tests/integration/test_asyncapi.py.)
 """
 
 import json
 from pathlib import Path
 
-from services.aggregator import asyncapi
-from shared.contracts import WIRE_MODELS
+from services.cli.docs import write_asyncapi
+from shared import asyncapi
 from shared.settings import TopicSettings
+from shared.topics import TOPICS, WIRE_MODELS
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "deploy" / "asyncapi" / "asyncapi.json"
@@ -16,16 +18,16 @@ COMMITTED = ROOT / "deploy" / "asyncapi" / "asyncapi.json"
 def test_committed_document_is_regenerated_identically():
     assert asyncapi.DEFAULT_OUTPUT == COMMITTED
     assert COMMITTED.read_text() == asyncapi.render(), (
-        "deploy/asyncapi/asyncapi.json is stale: run python -m services.aggregator.asyncapi")
+        "deploy/asyncapi/asyncapi.json is stale: run radar asyncapi")
 
 
 def test_check_mode_reports_a_stale_file(tmp_path, capsys):
     target = tmp_path / "asyncapi.json"
-    assert asyncapi.main([str(target), "--check"]) == 1
-    assert asyncapi.main([str(target)]) == 0
-    assert asyncapi.main([str(target), "--check"]) == 0
+    assert write_asyncapi(target, check=True) == 1
+    assert write_asyncapi(target) == 0
+    assert write_asyncapi(target, check=True) == 0
     target.write_text(target.read_text().replace("alliances.changes.v1", "x"))
-    assert asyncapi.main([str(target), "--check"]) == 1
+    assert write_asyncapi(target, check=True) == 1
     assert "stale" in capsys.readouterr().err
 
 
@@ -35,7 +37,8 @@ def test_every_topic_and_wire_model_has_a_channel_and_message():
     defaults = TopicSettings()
     assert {defaults.articles, defaults.partnerships, defaults.changes,
             defaults.state} <= addresses
-    assert {m.topic for m in WIRE_MODELS if not m.topic.startswith("<")} <= addresses
+    # (each model's default topic name: now the registry's address of its topic)
+    assert {t.address for t in TOPICS if t.renamable} <= addresses
     assert "{inputTopic}.dlq" in addresses and "{appId}-company-index" in addresses
     assert {m.__name__ for m in WIRE_MODELS} <= set(doc["components"]["messages"])
     dlq = doc["channels"]["deadLetters"]["parameters"]["inputTopic"]["enum"]
