@@ -55,6 +55,7 @@ from services.aggregator.queries import (
     summarize,
 )
 from services.aggregator.routing import missing_partitions, owners, same_worker, workers
+from services.aggregator.stream import serve as serve_changes
 from services.aggregator.tables import load_index, load_state
 from services.aggregator.wiring import SERVICE, Aggregator
 from shared import metrics
@@ -354,6 +355,13 @@ class CompanySearchPage(RadarView):
                                limit, owned)
 
 
+class ChangeStreamPage(RadarView):
+    """GET /changes/stream?company=&stage=: changes as Server-Sent Events (`stream.py`)."""
+
+    async def get(self, request: Request) -> Any:
+        return await serve_changes(self.agg, request)
+
+
 class OpenApiPage(RadarView):
     """GET /openapi.json: the OpenAPI 3.1 document of this API."""
 
@@ -395,6 +403,7 @@ ROUTES: tuple[tuple[str, type[RadarView]], ...] = (
     ("/companies", CompanySearchPage),
     ("/companies/{name}", CompanyPage),
     ("/graph", GraphPage),
+    ("/changes/stream", ChangeStreamPage),
     ("/openapi.json", OpenApiPage),
     ("/health", HealthPage),
 )
