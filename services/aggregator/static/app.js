@@ -96,7 +96,6 @@ let cy = null;
 function makeGraph() {
   cy = cytoscape({
     container: $("graph"),
-    wheelSensitivity: 0.3,
     minZoom: 0.2, maxZoom: 3,
     style: [
       { selector: "node.company", style: {
@@ -175,6 +174,8 @@ function recount() {
 function layout(randomize) {
   cy.layout({ name: "cose", animate: false, randomize, nodeDimensionsIncludeLabels: true,
               idealEdgeLength: () => 90, nodeRepulsion: () => 9000, padding: 30 }).run();
+  // a handful of nodes would otherwise be blown up to fill the pane
+  if (cy.zoom() > 1.2) { cy.zoom(1.2); cy.center(); }
 }
 
 /** Alliances from /graph's edges: one per alliance id, parties from the edges' ends. */
@@ -355,11 +356,10 @@ function inView(change) {
   const at = day(change.changed_at);
   if (f.since && at < f.since) return false;
   if (f.until && at > f.until) return false;
-  if (f.company && f.depth !== "1") {
-    // deeper neighbourhoods: a change joining a company already shown
-    return change.parties.some((p) => !cy.getElementById(slug(p)).empty());
-  }
-  return true;
+  if (!f.company) return true;
+  if (f.depth === "1") return change.parties.some((p) => slug(p) === slug(f.company));
+  // deeper neighbourhoods: a change joining a company already shown
+  return change.parties.some((p) => !cy.getElementById(slug(p)).empty());
 }
 
 function applyChange(change) {
