@@ -200,7 +200,7 @@ def test_company_filter_with_type_ahead_narrows_the_graph(page, expected, api):
 
 def test_a_new_article_appears_on_the_open_page_without_a_reload(page, stack, api):
     assert LIVE_ID not in shown(page)["alliances"]
-    page.click("text=alliances in view")     # back from the timeline to the list
+    page.click("#back")     # from the timeline back to the list
     page.wait_for_selector("#live.on", timeout=WAIT_MS)
     page.evaluate("window.sameDocument = true")
     resp = httpx.post(stack.services["ingestor"].base_url + "/articles",

@@ -250,7 +250,7 @@ function renderList() {
 
 function panel(...children) {
   $("panel").replaceChildren(
-    el("p", {}, el("a", { class: "company", onclick: showList }, "← alliances in view")),
+    el("p", {}, el("a", { id: "back", class: "company", onclick: showList }, "← alliances in view")),
     ...children);
 }
 
