@@ -1,8 +1,8 @@
 """Who may call the HTTP APIs: with RADAR_INGESTOR_TOKEN set the ingestor's write endpoints
 answer 401 without `Authorization: Bearer <token>`; with RADAR_API_TOKEN set so does the
 aggregator's query API (and Faust's own pages); /metrics and /health (and /openapi.json, and
-the alliance page's own files) stay open; `radar alliances` sends the token from the same settings. Real processes on the
-embedded broker, with topics and an app id of their own."""
+the alliance page's own files) stay open; `radar alliances` sends the token from the same
+settings. Real processes on the embedded broker, with topics and an app id of their own."""
 
 from __future__ import annotations
 
