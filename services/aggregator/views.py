@@ -17,8 +17,9 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import aiohttp
 import faust
@@ -26,17 +27,30 @@ from faust.web import Request, Response, View
 from pydantic import BaseModel, ValidationError
 from yarl import URL
 
+from services.aggregator.listing import CompanyEntry, encode_cursor
 from services.aggregator.openapi import openapi_document
 from services.aggregator.queries import (
+    COMPANY_LIMIT,
+    COMPANY_SEARCH_PARAMS,
+    GRAPH_DEPTH,
+    GRAPH_LIMIT,
+    GRAPH_PARAMS,
     AllianceList,
+    AllianceSummary,
+    CompanyMatches,
     Filters,
+    Graph,
     Health,
+    Page,
     QueryError,
     Scope,
     alliance_list,
     build_graph,
+    company_matches,
     company_view,
     history_of,
+    parse_companies,
+    parse_prefix,
     parse_scope,
     reject_unknown,
     summarize,
@@ -48,6 +62,7 @@ from shared import metrics
 from shared.auth import bearer_headers, token_middleware, warn_if_exposed
 from shared.contracts import AllianceState, company_key
 
+M = TypeVar("M", bound=BaseModel)
 ROUTED_HEADER = "X-Radar-Routed"
 WORKER_HEADER = "X-Radar-Worker"
 #: Paths answered without the read token: Prometheus scrapes, orchestrators probe, and the
@@ -155,47 +170,71 @@ class RadarView(View):
         except Unavailable as exc:
             return self.error(503, str(exc))
 
-    def local_list(self, filters: Filters) -> AllianceList:
-        tables = self.agg.tables
-        owned = sorted(tables.active_partitions(tables.alliances))
-        return alliance_list((summarize(s) for s in tables.local_states()
-                              if filters.matches(s)), partitions=owned)
+    async def shares(self, table: faust.Table, path: str, query: dict[str, str],
+                     model: type[M], local: Callable[[], M]) -> list[M]:
+        """Every owning worker's share of a list (`scope=local` answers, this worker's
+        computed here), checked to cover every partition exactly once."""
+        metadata = self.assignment(table)
 
-    async def gather(self, filters: Filters) -> AllianceList:
-        """Every owning worker's share, merged; each partition covered exactly once."""
-        alliances = self.agg.tables.alliances
-        metadata = self.assignment(alliances)
-        query = filters.params() | {"scope": Scope.LOCAL}
-
-        async def share(url: str) -> AllianceList:
+        async def share(url: str) -> M:
             if same_worker(url, self.me):
-                return self.local_list(filters)
-            status, body, _ = await self.fetch(URL(url).with_path("/alliances")
-                                               .with_query(query))
+                return local()
+            status, body, _ = await self.fetch(URL(url).with_path(path).with_query(query))
             if status != 200:
                 text = body[:200].decode(errors="replace")
                 raise Unavailable(f"worker {url} answered {status}: {text}")
             try:
-                return AllianceList.model_validate_json(body)
+                return model.model_validate_json(body)
             except ValidationError as exc:
-                raise Unavailable(f"worker {url} answered an unreadable list: {exc}") \
+                raise Unavailable(f"worker {url} answered an unreadable share: {exc}") \
                     from None
 
-        shares = await asyncio.gather(*(share(url) for url in
-                                        workers(metadata, _changelog(alliances))))
-        covered = sorted(p for s in shares for p in s.partitions)
+        got = await asyncio.gather(*(share(url) for url in
+                                     workers(metadata, _changelog(table))))
+        covered = sorted(p for s in got for p in s.partitions)
         if covered != list(range(self.agg.topics.partitions)):
             raise Unavailable(f"workers answered for partitions {covered} (assignment "
                               "changing); retry")
-        return alliance_list((row for s in shares for row in s.alliances),
-                             partitions=covered)
+        return got
+
+    def local_page(self, filters: Filters, page: Page,
+                   companies: frozenset[str] | None = None) -> AllianceList:
+        """This worker's first `page.limit` alliances after the cursor, from the ordered
+        index, read from the table."""
+        tables = self.agg.tables
+        owned = sorted(tables.active_partitions(tables.alliances))
+        entries, more = tables.alliance_index.page(owned, filters.selection(companies),
+                                                   page.after, page.limit)
+        rows = [summarize(state) for e in entries
+                if (state := load_state(tables.alliances.get(e.alliance_id.encode())))]
+        return alliance_list(rows, owned, more=more, filters=filters)
+
+    async def gather(self, filters: Filters, page: Page,
+                     companies: frozenset[str] | None = None) -> AllianceList:
+        """One page of the whole view: each worker's first `limit` after the cursor,
+        merged, the first `limit` of those kept."""
+        cursor = encode_cursor(page.after, filters.fingerprint()) if page.after else None
+        query = filters.params() | page.params(cursor) | {"scope": Scope.LOCAL}
+        if companies is not None:
+            query["companies"] = ",".join(sorted(companies))
+        got = await self.shares(self.agg.tables.alliances, "/alliances", query, AllianceList,
+                                lambda: self.local_page(filters, page, companies))
+        return alliance_list((row for s in got for row in s.alliances),
+                             partitions=(p for s in got for p in s.partitions),
+                             limit=page.limit, more=any(s.next_cursor for s in got),
+                             filters=filters)
 
     async def listed(self, request: Request) -> AllianceList:
         filters = Filters.from_query(request.query)
+        page = Page.from_query(request.query, filters)
+        companies = parse_companies(request.query.get("companies"))
         if parse_scope(request.query.get("scope")) == Scope.LOCAL:
             self.assignment(self.agg.tables.alliances)
-            return self.local_list(filters)
-        return await self.gather(filters)
+            return self.local_page(filters, page, companies)
+        if companies is not None:
+            raise QueryError("companies is what workers ask each other (with scope=local); "
+                             "use company")
+        return await self.gather(filters, page)
 
     async def one_alliance(self, request: Request, alliance_id: str,
                            render: Callable[[AllianceState], Any]) -> Response:
@@ -262,18 +301,85 @@ class CompanyPage(RadarView):
 
 
 class GraphPage(RadarView):
-    """GET /graph?company=&stage=&since=: companies as nodes, alliances as edges."""
+    """GET /graph?company=&depth=&stage=&since=&until=&limit=&cursor=: companies as nodes,
+    alliances as edges; a company's neighbourhood, or the edges of one page of the list."""
 
     async def get(self, request: Request) -> Response:
         try:
-            if "scope" in request.query:
-                raise QueryError("/graph has no scope parameter")
-            listed = await self.listed(request)
-            return self.send(build_graph(listed.alliances))
+            query = request.query
+            filters = Filters.from_query(query, GRAPH_PARAMS)
+            if filters.company is None:
+                if "depth" in query:
+                    raise QueryError("depth walks from a company: give company too")
+                page = Page.from_query(query, filters, GRAPH_LIMIT)
+                listed = await self.gather(filters, page)
+                return self.send(build_graph(listed.alliances, listed.next_cursor))
+            if "cursor" in query:
+                raise QueryError("cursor pages the graph without company; with company, "
+                                 "widen limit or depth instead")
+            depth = GRAPH_DEPTH.parse("depth", query.get("depth"))
+            limit = GRAPH_LIMIT.parse("limit", query.get("limit"))
+            return self.send(await self.neighbourhood(filters, depth, limit))
         except QueryError as exc:
             return self.error(400, str(exc))
         except Unavailable as exc:
             return self.error(503, str(exc))
+
+    async def neighbourhood(self, filters: Filters, depth: int, limit: int) -> Graph:
+        """Breadth first from the company over the company index of every worker: each hop
+        lists the alliances (matching the filters) of the companies reached by the last
+        one; at most `limit` alliances in all."""
+        around = replace(filters, company=None)
+        assert filters.company is not None
+        seen, frontier = {filters.company}, {filters.company}
+        found: dict[str, AllianceSummary] = {}
+        truncated = False
+        for _ in range(depth):
+            hop = await self.gather(around, Page(limit), companies=frozenset(frontier))
+            new = [row for row in hop.alliances if row.alliance_id not in found]
+            room = limit - len(found)
+            # rows past the hop's page may hold new alliances too
+            truncated = len(new) > room or hop.next_cursor is not None
+            for row in new[:room]:
+                found[row.alliance_id] = row
+            frontier = {company_key(p) for row in new[:room] for p in row.parties} - seen
+            seen |= frontier
+            if truncated or not frontier:
+                break
+        graph = build_graph(found.values())
+        return graph.model_copy(update={"truncated": truncated})
+
+
+class CompanySearchPage(RadarView):
+    """GET /companies?q=&limit=: type-ahead over the company index of every worker."""
+
+    async def get(self, request: Request) -> Response:
+        try:
+            query = request.query
+            reject_unknown(query, COMPANY_SEARCH_PARAMS)
+            prefix = parse_prefix(query.get("q"))
+            limit = COMPANY_LIMIT.parse("limit", query.get("limit"))
+            companies = self.agg.tables.companies
+            if parse_scope(query.get("scope")) == Scope.LOCAL:
+                self.assignment(companies)
+                return self.send(self.local_matches(prefix, limit))
+            got = await self.shares(companies, "/companies",
+                                    {"q": prefix, "limit": str(limit), "scope": Scope.LOCAL},
+                                    CompanyMatches, lambda: self.local_matches(prefix, limit))
+            rows = [CompanyEntry(m.key, m.name, m.alliance_count)
+                    for s in got for m in s.companies]
+            return self.send(company_matches(rows, prefix, limit,
+                                             (p for s in got for p in s.partitions)))
+        except QueryError as exc:
+            return self.error(400, str(exc))
+        except Unavailable as exc:
+            return self.error(503, str(exc))
+
+    def local_matches(self, prefix: str, limit: int) -> CompanyMatches:
+        tables = self.agg.tables
+        owned = sorted(tables.active_partitions(tables.companies))
+        return company_matches(tables.company_names.search(owned, prefix, limit), prefix,
+                               limit, owned)
 
 
 class AssetView(RadarView):
@@ -338,6 +444,7 @@ ROUTES: tuple[tuple[str, type[RadarView]], ...] = (
     ("/alliances", AlliancesPage),
     ("/alliances/{alliance_id}", AlliancePage),
     ("/alliances/{alliance_id}/history", AllianceHistoryPage),
+    ("/companies", CompanySearchPage),
     ("/companies/{name}", CompanyPage),
     ("/graph", GraphPage),
     ("/openapi.json", OpenApiPage),
