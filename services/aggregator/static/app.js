@@ -231,7 +231,9 @@ async function loadGraph({ more = false } = {}) {
   $("more").hidden = !state.cursor;
   renderList();
   const n = state.alliances.size;
-  status(n ? `${n} alliance${n === 1 ? "" : "s"}, ${cy.nodes(".company").length} companies`
+  status(n ? `${n} alliance${n === 1 ? "" : "s"}, ${cy.nodes(".company").length} companies` +
+             (graph.truncated ? ` (the walk stopped at ${PAGE_SIZE} alliances: narrow the ` +
+                                "filters or lower the depth)" : "")
            : "no alliances match these filters");
   state.loads += 1;
   document.body.dataset.loads = String(state.loads);
