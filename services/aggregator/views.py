@@ -388,8 +388,9 @@ class AssetView(RadarView):
         if path is None:
             hint = " (run `make assets`)" if name.startswith("vendor/") else ""
             return self.error(404, f"no static file {name!r}{hint}")
-        return self.bytes(path.read_bytes(), content_type=STATIC_TYPES[path.suffix],
-                          headers={**PAGE_HEADERS, WORKER_HEADER: self.me})
+        # The type goes in the headers: aiohttp refuses a charset in `content_type`.
+        return self.bytes(path.read_bytes(), headers={
+            **PAGE_HEADERS, "Content-Type": STATIC_TYPES[path.suffix], WORKER_HEADER: self.me})
 
 
 class AlliancePageHtml(AssetView):
