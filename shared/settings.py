@@ -343,6 +343,11 @@ class AggregatorSettings(HttpSettings):
                           "private.")
     peer_timeout_s: float = Field(5.0, gt=0, description="Timeout of a query forwarded to "
                                   "another aggregator worker.")
+    sse_heartbeat_s: float = Field(15.0, gt=0, description="A `: heartbeat` comment on a "
+                                   "quiet change stream this often (keeps proxies open).")
+    sse_queue: int = Field(1000, ge=1, description="Change events queued per change-stream "
+                           "client; a client that falls this far behind is disconnected "
+                           "(it resumes from its Last-Event-ID).")
 
 
 class AuthSettings(BaseSettings):

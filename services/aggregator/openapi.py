@@ -169,6 +169,22 @@ def openapi_document() -> dict[str, Any]:
              _limit("Alliances drawn (per page without company, in all with it).",
                     GRAPH_LIMIT), CURSOR],
             {"200": _json(Graph, "Nodes and edges."), **_errors(400, 503)}, "alliances"),
+        "/changes/stream": _get(
+            "Change stream (Server-Sent Events)", "Every `AllianceChange` from now on (or "
+            "from `Last-Event-ID`) as an SSE `change` event whose `data` is the change as "
+            "JSON (the wire model of alliances.changes.v1) and whose `id` is the position "
+            "after it: per partition of the change topic, the next offset (`0:12,1:5,2:0,"
+            "3:7`). Reconnecting with `Last-Event-ID` resumes after that position without "
+            "loss or repeat. A first `ready` event carries the starting position; `: "
+            "heartbeat` comments keep quiet streams open. Any worker serves every change. A "
+            "client that falls RADAR_AGGREGATOR_SSE_QUEUE events behind is disconnected.",
+            [FILTERS[0], FILTERS[1],
+             {"name": "Last-Event-ID", "in": "header", "required": False,
+              "description": "Resume after this position (the `id` of the last event "
+              "received).", "schema": {"type": "string"}, "example": "0:12,1:5,2:0,3:7"}],
+            {"200": {"description": "An endless text/event-stream.",
+                     "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+             **_errors(400, 503)}, "changes"),
         "/health": _get(
             "Readiness", "200 when this worker is assigned, restored and not rebalancing.",
             [], {"200": _json(Health, "Ready."), "503": _json(Health, "Not ready yet.")},
@@ -190,7 +206,8 @@ def openapi_document() -> dict[str, Any]:
                  "description": "The live alliance view held by the aggregator's Faust "
                  "tables. Any worker answers any query. Errors are JSON objects with an "
                  "`error` message."},
-        "tags": [{"name": "alliances"}, {"name": "companies"}, {"name": "operations"}],
+        "tags": [{"name": "alliances"}, {"name": "companies"}, {"name": "changes"},
+                 {"name": "operations"}],
         "paths": paths,
         "components": {"schemas": defs["$defs"]},
     }

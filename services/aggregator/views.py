@@ -56,6 +56,7 @@ from services.aggregator.queries import (
     summarize,
 )
 from services.aggregator.routing import missing_partitions, owners, same_worker, workers
+from services.aggregator.stream import serve as serve_changes
 from services.aggregator.tables import load_index, load_state
 from services.aggregator.wiring import SERVICE, Aggregator
 from shared import metrics
@@ -407,6 +408,13 @@ class StaticPage(AssetView):
         return self.asset(name)
 
 
+class ChangeStreamPage(RadarView):
+    """GET /changes/stream?company=&stage=: changes as Server-Sent Events (`stream.py`)."""
+
+    async def get(self, request: Request) -> Any:
+        return await serve_changes(self.agg, request)
+
+
 class OpenApiPage(RadarView):
     """GET /openapi.json: the OpenAPI 3.1 document of this API."""
 
@@ -448,6 +456,7 @@ ROUTES: tuple[tuple[str, type[RadarView]], ...] = (
     ("/companies", CompanySearchPage),
     ("/companies/{name}", CompanyPage),
     ("/graph", GraphPage),
+    ("/changes/stream", ChangeStreamPage),
     ("/openapi.json", OpenApiPage),
     ("/health", HealthPage),
     ("/", AlliancePageHtml),

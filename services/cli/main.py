@@ -286,22 +286,26 @@ def alliances(
     """Print the live alliance view from the aggregator API (RADAR_API_URL)."""
     from services.cli.live import alliance_table
     from shared.auth import bearer_headers
+    from shared.pages import every_row
     from shared.settings import CliSettings, auth, load
 
     api = load(CliSettings).api_url.rstrip("/")
     params = {k: v for k, v in {"company": company, "stage": stage and stage.value}.items()
               if v}
-    try:
-        resp = httpx.get(f"{api}/alliances", params=params, timeout=10,
-                         headers=bearer_headers(auth().api_token))
-    except httpx.HTTPError as exc:
-        raise fail(f"cannot reach the aggregator at {api}: {exc}") from None
-    if resp.status_code == 401:
-        raise fail(f"401 from {api}: the query API needs RADAR_API_TOKEN "
-                    f"({resp.json().get('error', '')})")
-    if resp.status_code != 200:
-        raise fail(f"{resp.status_code} from {api}: {resp.text[:300]}")
-    rows = resp.json()["alliances"]
+    def get(page: dict[str, str]) -> dict:
+        try:
+            resp = httpx.get(f"{api}/alliances", params=params | page, timeout=10,
+                             headers=bearer_headers(auth().api_token))
+        except httpx.HTTPError as exc:
+            raise fail(f"cannot reach the aggregator at {api}: {exc}") from None
+        if resp.status_code == 401:
+            raise fail(f"401 from {api}: the query API needs RADAR_API_TOKEN "
+                        f"({resp.json().get('error', '')})")
+        if resp.status_code != 200:
+            raise fail(f"{resp.status_code} from {api}: {resp.text[:300]}")
+        return resp.json()
+
+    rows = every_row(get)
     if as_json:
         print(json.dumps(rows, indent=2))
     else:

@@ -190,6 +190,8 @@ def test_openapi_document_is_served_and_every_documented_get_answers(api: str) -
     assert served.status_code == 200 and served.json() == openapi_document()
     examples = {"alliance_id": AB, "name": "Apitest Beta"}
     for path, item in served.json()["paths"].items():
+        if "text/event-stream" in item["get"]["responses"]["200"]["content"]:
+            continue  # endless: tests/integration/test_change_stream.py
         required = {p["name"]: p["example"] for p in item["get"].get("parameters", [])
                     if p.get("required") and p["in"] == "query"}
         resp = httpx.get(api + path.format(**examples), params=required)

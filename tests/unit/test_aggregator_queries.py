@@ -175,8 +175,8 @@ def test_openapi_document_is_valid_and_documents_every_endpoint():
     assert doc["openapi"].startswith("3.")
     assert set(doc["paths"]) == {"/alliances", "/alliances/{alliance_id}",
                                  "/alliances/{alliance_id}/history", "/companies",
-                                 "/companies/{name}", "/graph", "/health", "/metrics",
-                                 "/openapi.json"}
+                                 "/companies/{name}", "/graph", "/changes/stream",
+                                 "/health", "/metrics", "/openapi.json"}
 
     def params(path):
         return {p["name"] for p in doc["paths"][path]["get"]["parameters"]}
