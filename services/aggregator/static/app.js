@@ -23,6 +23,7 @@ const state = {
   lastEventId: null,      // resumable position in the change stream
   pending: null,          // changes that arrived while the graph was loading
   list: null,             // the "alliances in view" list (moved in and out of the panel)
+  generation: 0,          // bumped by every change of filters: late answers are dropped
 };
 
 // ------------------------------------------------------------------ helpers
@@ -208,10 +209,13 @@ async function loadGraph({ more = false } = {}) {
   status("loading…");
   $("more").hidden = true;
   state.pending = state.pending || [];
+  const generation = state.generation;
   let graph;
   try {
     graph = await api("/graph", params);
+    if (generation !== state.generation) return;   // the filters changed meanwhile
   } catch (err) {
+    if (generation !== state.generation) return;
     status(err.message, true);
     if (err.status === 503) setTimeout(() => loadGraph({ more }), 2000);
     else state.pending = null;
@@ -422,7 +426,7 @@ function parseEvent(block) {
 /** Read /changes/stream with fetch rather than EventSource: EventSource cannot send the
  * Authorization header. Reconnects with Last-Event-ID, so a dropped connection loses
  * nothing (the server resumes after that position). */
-async function streamChanges(signal) {
+async function streamChanges(signal, onReady) {
   let backoff = 1000;
   while (!signal.aborted) {
     try {
@@ -432,7 +436,12 @@ async function streamChanges(signal) {
       if (state.lastEventId) headers["Last-Event-ID"] = state.lastEventId;
       const resp = await fetch(apiUrl("/changes/stream", params),
                                { headers, signal, cache: "no-store" });
-      if (resp.status === 401) { $("token-form").hidden = false; setLive(false, "needs token"); return; }
+      if (resp.status === 401) {
+        $("token-form").hidden = false;
+        setLive(false, "needs token");
+        onReady();
+        return;
+      }
       if (!resp.ok) throw new Error(`the stream answered ${resp.status}`);
       setLive(true);
       backoff = 1000;
@@ -448,24 +457,32 @@ async function streamChanges(signal) {
           buffer = buffer.slice(end).replace(/^\r?\n\r?\n/, "");
           const ev = parseEvent(block);
           if (ev.id) state.lastEventId = ev.id;
+          if (ev.event === "ready") onReady();
           if (ev.event === "change" && ev.data.length) applyChange(JSON.parse(ev.data.join("\n")));
         }
       }
     } catch (err) {
       if (signal.aborted) return;
       setLive(false, err.message);
+      onReady();   // no stream for now: load the graph anyway
     }
     await sleep(backoff, signal);
     backoff = Math.min(backoff * 2, 15000);
   }
 }
 
+/** (Re)open the stream for the current filters; resolves once it has started (its `ready`
+ * event: from then on every change arrives), or has failed, or after 5 s. Loading the graph
+ * after that leaves no gap between the graph's snapshot and the first change streamed. */
 function restartStream() {
   if (state.stream) state.stream.abort();
   state.stream = new AbortController();
   state.lastEventId = null;   // new filters: live from now on, the graph load covers the past
   setLive(false, "connecting");
-  streamChanges(state.stream.signal);
+  return new Promise((resolve) => {
+    setTimeout(resolve, 5000);
+    streamChanges(state.stream.signal, resolve);
+  });
 }
 
 // ------------------------------------------------------------------ filters
@@ -475,8 +492,8 @@ function apply() {
   const query = new URLSearchParams(Object.entries(f).filter(([k, v]) => v && !(k === "depth" && v === "1")));
   history.replaceState(null, "", query.toString() ? `?${query}` : location.pathname);
   state.pending = [];
-  restartStream();
-  loadGraph();
+  const generation = ++state.generation;
+  restartStream().then(() => { if (generation === state.generation) loadGraph(); });
 }
 
 let typeahead = null;
