@@ -37,6 +37,13 @@ LIVE = {"id": "page-live-1", "title": "Intel weighs Samsung packaging tie-up",
                 "with Samsung, people familiar with the matter said.",
         "published_at": "2024-05-02T08:00:00Z", "source": "Test Wire",
         "url": "https://news.example.com/page-live-1"}
+#: ...and a later one that moves it on (a signed agreement: read plainly as `agreed`).
+LIVE_AGREED = {"id": "page-live-2", "title": "Intel, Samsung sign packaging deal",
+               "text": "SEOUL, June 4 (Test Wire) - Intel Corp and Samsung Electronics Co "
+                       "signed an agreement on Tuesday to build chip packaging lines "
+                       "together.",
+               "published_at": "2024-06-04T08:00:00Z", "source": "Test Wire",
+               "url": "https://news.example.com/page-live-2"}
 LIVE_ID = "intel+samsung-electronics"
 WAIT_MS = 20_000
 #: The extractor reads no three-party alliance from the demo (its consortium story is read
@@ -221,7 +228,7 @@ def test_company_filter_with_type_ahead_narrows_the_graph(page, expected, api):
     assert set(shown(page)["alliances"]) == set(before["alliances"])
 
 
-def test_a_new_article_appears_on_the_open_page_without_a_reload(page, stack, api):
+def test_new_articles_appear_on_the_open_page_without_a_reload(page, stack, api):
     assert LIVE_ID not in shown(page)["alliances"]
     page.click("#back")     # from the timeline back to the list
     page.wait_for_selector("#live.on", timeout=WAIT_MS)
@@ -234,4 +241,18 @@ def test_a_new_article_appears_on_the_open_page_without_a_reload(page, stack, ap
     assert page.evaluate("window.sameDocument") is True, "the page was reloaded"
     assert {"Intel", "Samsung Electronics"} <= set(shown(page)["companies"])
     page.wait_for_selector(f'#alliance-list li[data-alliance="{LIVE_ID}"]', timeout=WAIT_MS)
+
+    # An open timeline follows the alliance as it moves.
+    click_alliance(page, LIVE_ID)
+    page.wait_for_selector(f'#alliance-title[data-alliance="{LIVE_ID}"]', timeout=WAIT_MS)
+    assert page.locator(".timeline > li.transition").count() == 1
+    resp = httpx.post(stack.services["ingestor"].base_url + "/articles",
+                      content=json.dumps(LIVE_AGREED), timeout=10)
+    assert resp.status_code == 202, resp.text
+    page.wait_for_function("() => document.querySelectorAll('.timeline > li.transition')"
+                           ".length === 2", timeout=WAIT_MS)
+    history = httpx.get(f"{api}/alliances/{LIVE_ID}/history", timeout=10).json()["history"]
+    assert page.locator(".timeline > li.transition").evaluate_all(
+        "s => s.map(x => x.dataset.stage)") == [t["stage"] for t in history]
+    assert page.evaluate("window.sameDocument") is True, "the page was reloaded"
     page.screenshot(path=str(ARTIFACTS / "alliance-page-live.png"))

@@ -54,3 +54,11 @@ def test_the_graph_library_is_pinned_exactly_and_locked():
     lock = json.loads((ROOT / "package-lock.json").read_text())
     assert lock["packages"]["node_modules/cytoscape"]["version"] == version
     assert lock["packages"][""]["dependencies"]["cytoscape"] == version
+
+
+def test_radar_up_prints_the_page_url_with_the_others(tmp_path):
+    from services.cli.stack import ServiceProcess
+
+    urls = ServiceProcess("aggregator", 6066, "127.0.0.1", tmp_path / "log", {}).urls()
+    assert urls["page"] == "http://127.0.0.1:6066/"
+    assert list(urls)[:2] == ["page", "api"]
