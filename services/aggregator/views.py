@@ -18,6 +18,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import aiohttp
@@ -66,8 +67,35 @@ M = TypeVar("M", bound=BaseModel)
 ROUTED_HEADER = "X-Radar-Routed"
 WORKER_HEADER = "X-Radar-Worker"
 #: Paths answered without the read token: Prometheus scrapes, orchestrators probe, and the
-#: API's description (it holds no data).
+#: API's description (it holds no data). The alliance page and its static files are open too
+#: (`page_paths`): they hold no data, and the page's own data calls carry the token.
 OPEN_PATHS = ("/metrics", "/health", "/openapi.json")
+#: The alliance page: plain HTML, CSS and JavaScript, and the graph library `make assets`
+#: copies into vendor/ from the pinned npm package.
+STATIC_DIR = Path(__file__).with_name("static")
+STATIC_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
+                ".js": "text/javascript; charset=utf-8"}
+#: The page loads only what this server serves (no CDN, no inline script).
+PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; "
+                "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+                "X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"}
+
+
+def static_file(name: str, root: Path = STATIC_DIR) -> Path | None:
+    """The servable file `name` under `root`, or None: unknown, a folder, another type, or
+    a path that leaves `root` ("../", symlinks)."""
+    base = root.resolve()
+    path = (base / name).resolve()
+    if not path.is_relative_to(base) or not path.is_file() or path.suffix not in STATIC_TYPES:
+        return None
+    return path
+
+
+def page_paths(root: Path = STATIC_DIR) -> tuple[str, ...]:
+    """The page's URL paths (open without the token): / and every static file."""
+    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
+                   if static_file(p.relative_to(root).as_posix(), root))
+    return ("/", *(f"/static/{f}" for f in files))
 
 
 class Unavailable(Exception):
@@ -355,6 +383,31 @@ class CompanySearchPage(RadarView):
                                limit, owned)
 
 
+class AssetView(RadarView):
+    def asset(self, name: str) -> Response:
+        path = static_file(name)
+        if path is None:
+            hint = " (run `make assets`)" if name.startswith("vendor/") else ""
+            return self.error(404, f"no static file {name!r}{hint}")
+        # The type goes in the headers: aiohttp refuses a charset in `content_type`.
+        return self.bytes(path.read_bytes(), headers={
+            **PAGE_HEADERS, "Content-Type": STATIC_TYPES[path.suffix], WORKER_HEADER: self.me})
+
+
+class AlliancePageHtml(AssetView):
+    """GET /: the alliance network page (it holds no data; it asks the API for it)."""
+
+    async def get(self, request: Request) -> Response:
+        return self.asset("index.html")
+
+
+class StaticPage(AssetView):
+    """GET /static/{name}: the page's scripts and styles."""
+
+    async def get(self, request: Request, name: str) -> Response:
+        return self.asset(name)
+
+
 class ChangeStreamPage(RadarView):
     """GET /changes/stream?company=&stage=: changes as Server-Sent Events (`stream.py`)."""
 
@@ -406,6 +459,8 @@ ROUTES: tuple[tuple[str, type[RadarView]], ...] = (
     ("/changes/stream", ChangeStreamPage),
     ("/openapi.json", OpenApiPage),
     ("/health", HealthPage),
+    ("/", AlliancePageHtml),
+    ("/static/{name:.+}", StaticPage),
 )
 
 
@@ -417,4 +472,5 @@ def register(agg: Aggregator) -> None:
     token = agg.auth.api_token
     warn_if_exposed(SERVICE, agg.settings.host, token, "RADAR_API_TOKEN")
     agg.app.web.web_app.middlewares.append(
-        token_middleware(SERVICE, token, OPEN_PATHS, realm="radar-query-api"))
+        token_middleware(SERVICE, token, OPEN_PATHS + page_paths(),
+                         realm="radar-query-api"))
