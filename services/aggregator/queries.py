@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from copy import copy
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -38,7 +38,7 @@ class Scope:
     LOCAL = "local"
 
 
-LIST_PARAMS = ("company", "stage", "since", "scope")
+LIST_PARAMS = ("company", "stage", "since", "scope", "as_of")
 
 
 # ------------------------------------------------------------------ response models
@@ -197,6 +197,20 @@ def parse_since(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def parse_as_of(value: str | None) -> datetime | None:
+    """`as_of` (time travel, `timetravel.py`): an ISO date means the end of that day (UTC),
+    so `2007-12-31` includes New Year's Eve's news; a date-time is that instant."""
+    if value is None or not value.strip():
+        return None
+    try:
+        when = parse_since(value)
+    except QueryError:
+        raise QueryError(f"as_of must be an ISO date like 2007-12-31 or a date-time like "
+                         f"2007-12-31T18:00:00Z, got {value!r}") from None
+    assert when is not None
+    return when + timedelta(days=1, microseconds=-1) if len(value.strip()) == 10 else when
+
+
 def parse_company(value: str | None) -> str | None:
     if value is None or not value.strip():
         return None
@@ -230,13 +244,15 @@ class Filters:
     company: str | None = None
     stage: Stage | None = None
     since: datetime | None = None
+    as_of: datetime | None = None  # the view as of this instant (timetravel.py)
 
     @classmethod
     def from_query(cls, query: Mapping[str, str]) -> Filters:
         reject_unknown(query, LIST_PARAMS)
         return cls(company=parse_company(query.get("company")),
                    stage=parse_stage(query.get("stage")),
-                   since=parse_since(query.get("since")))
+                   since=parse_since(query.get("since")),
+                   as_of=parse_as_of(query.get("as_of")))
 
     def matches(self, state: Any) -> bool:
         """For an AllianceState or AllianceSummary: involves the company, is at the stage,
@@ -257,6 +273,8 @@ class Filters:
             out["stage"] = self.stage.value
         if self.since:
             out["since"] = self.since.isoformat()
+        if self.as_of:
+            out["as_of"] = self.as_of.isoformat()
         return out
 
 

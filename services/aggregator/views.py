@@ -17,6 +17,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, ClassVar
 
 import aiohttp
@@ -36,12 +37,14 @@ from services.aggregator.queries import (
     build_graph,
     company_view,
     history_of,
+    parse_as_of,
     parse_scope,
     reject_unknown,
     summarize,
 )
 from services.aggregator.routing import missing_partitions, owners, same_worker, workers
 from services.aggregator.tables import load_index, load_state
+from services.aggregator.timetravel import as_of, company_view_of, states_as_of
 from services.aggregator.wiring import SERVICE, Aggregator
 from shared import metrics
 from shared.auth import bearer_headers, token_middleware, warn_if_exposed
@@ -130,8 +133,9 @@ class RadarView(View):
     def local_list(self, filters: Filters) -> AllianceList:
         tables = self.agg.tables
         owned = sorted(tables.active_partitions(tables.alliances))
-        return alliance_list((summarize(s) for s in tables.local_states()
-                              if filters.matches(s)), partitions=owned)
+        states = states_as_of(tables.local_states(), filters.as_of, self.agg.rules)
+        return alliance_list((summarize(s) for s in states if filters.matches(s)),
+                             partitions=owned)
 
     async def gather(self, filters: Filters) -> AllianceList:
         """Every owning worker's share, merged; each partition covered exactly once."""
@@ -173,13 +177,19 @@ class RadarView(View):
                            render: Callable[[AllianceState], Any]) -> Response:
         """Answer about one alliance from the worker that owns its partition."""
         try:
-            reject_unknown(request.query, ())
+            reject_unknown(request.query, ("as_of",))
+            when = parse_as_of(request.query.get("as_of"))
         except QueryError as exc:
             return self.error(400, str(exc))
         key = alliance_id.encode()
 
         def answer() -> Response:
             state = load_state(self.agg.tables.alliances.get(key))
+            if state is not None and when is not None:
+                state = as_of(state, when, self.agg.rules)
+                if state is None:
+                    return self.error(404, f"alliance {alliance_id!r} had no news published "
+                                      f"by {when.isoformat()}")
             if state is None:
                 return self.error(404, f"no alliance with id {alliance_id!r} (ids are the "
                                   "party slugs, sorted, joined by '+', e.g. honda+nissan)")
@@ -219,10 +229,13 @@ class CompanyPage(RadarView):
 
     async def get(self, request: Request, name: str) -> Response:
         try:
-            reject_unknown(request.query, ())
+            reject_unknown(request.query, ("as_of",))
             key = company_key(name).encode()
+            when = parse_as_of(request.query.get("as_of"))
         except (QueryError, ValueError) as exc:
             return self.error(400, str(exc))
+        if when is not None:
+            return await self.company_as_of(name, key.decode(), when)
 
         def answer() -> Response:
             index = load_index(self.agg.tables.companies.get(key))
@@ -231,6 +244,20 @@ class CompanyPage(RadarView):
             return self.send(company_view(index))
 
         return await self.by_owner(request, self.agg.tables.companies, key, answer)
+
+
+    async def company_as_of(self, name: str, key: str, when: datetime) -> Response:
+        """The company's alliances as of `when`: the index holds only today's stages, so
+        its alliances are gathered from every worker and refolded (timetravel.py)."""
+        try:
+            listed = await self.gather(Filters(company=key, as_of=when))
+        except Unavailable as exc:
+            return self.error(503, str(exc))
+        view = company_view_of(key, listed.alliances)
+        if view is None:
+            return self.error(404, f"no alliances known for company {name!r} as of "
+                              f"{when.isoformat()}")
+        return self.send(view)
 
 
 class GraphPage(RadarView):

@@ -177,7 +177,7 @@ def test_openapi_document_is_valid_and_documents_every_endpoint():
                                  "/alliances/{alliance_id}/history", "/companies/{name}",
                                  "/graph", "/health", "/metrics", "/openapi.json"}
     params = {p["name"] for p in doc["paths"]["/alliances"]["get"]["parameters"]}
-    assert params == {"company", "stage", "since", "scope"}
+    assert params == {"company", "stage", "since", "scope", "as_of"}
     for path in ("/alliances", "/graph"):
         assert "400" in doc["paths"][path]["get"]["responses"]
     for path in ("/alliances/{alliance_id}", "/companies/{name}"):
