@@ -22,8 +22,8 @@ from aiohttp import web
 from services.cli.stack import ServiceProcess
 from shared.broker import free_port
 from shared.contracts import ArticleEvent
-from tests.helpers import TopicReader, valid, wait_until
-from tests.integration.test_ingest_service import _alive_and_healthy, metric
+from tests.helpers import TopicReader, running_ingestor, valid
+from tests.integration.test_ingest_service import metric
 from tests.unit.test_ingest_fetch import LocalSite
 
 RUN = uuid.uuid4().hex[:8]
@@ -58,14 +58,8 @@ def env(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, s
 
 @pytest.fixture(scope="module")
 def ingestor(env: dict[str, str]) -> Iterator[ServiceProcess]:
-    svc = ServiceProcess("ingestor", int(env["RADAR_INGESTOR_PORT"]), "127.0.0.1",
-                         Path(env["RUN_DIR"]) / "ingestor.log", env)
-    svc.start()
-    try:
-        wait_until(lambda: _alive_and_healthy(svc), 60, 0.1, "ingestor ready")
+    with running_ingestor(env) as svc:
         yield svc
-    finally:
-        svc.stop()
 
 
 def rss(site: LocalSite, items: list[tuple[str, str]]) -> str:
