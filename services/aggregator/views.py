@@ -245,7 +245,6 @@ class CompanyPage(RadarView):
 
         return await self.by_owner(request, self.agg.tables.companies, key, answer)
 
-
     async def company_as_of(self, name: str, key: str, when: datetime) -> Response:
         """The company's alliances as of `when`: the index holds only today's stages, so
         its alliances are gathered from every worker and refolded (timetravel.py)."""
