@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 from urllib.robotparser import RobotFileParser
@@ -82,13 +83,18 @@ class FullText:
     """Fetches the pages of new feed items (see the module docstring)."""
 
     def __init__(self, fetcher: SafeFetcher, pacer: HostPacer, *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, remembered: int = 1000) -> None:
         self.fetcher = fetcher
         self.pacer = pacer
         self.clock = clock
         self.user_agent = fetcher.policy.user_agent
         self._robots: dict[str, tuple[float, RobotFileParser]] = {}
         self._reading: dict[str, asyncio.Lock] = {}
+        #: The text each recent item got, by article id: an item whose page turned out to
+        #: be a copy of a story already published stays unseen, and must not be fetched
+        #: again at every poll (it gets the same text, so the same verdict).
+        self._texts: OrderedDict[str, str] = OrderedDict()
+        self.remembered = remembered
 
     async def allowed(self, url: str) -> bool:
         where = robots_url(url)
@@ -133,8 +139,15 @@ class FullText:
             if not isinstance(item, ArticleEvent) or judge.index.check(
                     Fingerprint.of(item, judge.min_words), judge.clock()) is not None:
                 return item
+            text = self._texts.get(item.article_id)
+            if text is not None:
+                self._texts.move_to_end(item.article_id)
+                return item.model_copy(update={"text": text})
             result, enriched = await self.fetch_text(item)
             in_metrics.FULL_TEXT.labels(feed, result).inc()
+            self._texts[item.article_id] = enriched.text
+            while len(self._texts) > self.remembered:
+                self._texts.popitem(last=False)
             return enriched
 
         return list(await asyncio.gather(*(one(item) for item in items)))

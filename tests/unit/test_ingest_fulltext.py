@@ -109,6 +109,7 @@ async def test_full_text_of_new_items_with_robots_and_fallbacks() -> None:
         try:
             full = FullText(fetcher, HostPacer(0.0))
             out = await full.enrich(items, "W", judge)
+            again = await full.enrich(items, "W", judge)  # nothing published in between
         finally:
             await fetcher.aclose()
     a, b, c, d = out
@@ -116,6 +117,7 @@ async def test_full_text_of_new_items_with_robots_and_fallbacks() -> None:
     assert b.text == items[1].text and c.text == items[2].text and d is items[3]
     assert site.hits["/private/b"] == 0 and site.hits["/robots.txt"] == 1
     assert site.hits["/news/a"] == 1 and site.hits["/news/d"] == 0  # "d" was seen before
+    assert again == out  # remembered, not fetched again
 
 
 def _settings():
