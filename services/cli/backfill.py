@@ -55,6 +55,8 @@ def backfill(
     """Publish an archive to news.articles.v1 through the live intake (cleaning, language,
     dedup), oldest first. Ctrl-C stops after the batch in flight; run again to resume: what
     was published is a duplicate then."""
+    from aiokafka.errors import KafkaError
+
     from services.ingestor.backfill import BackfillError, in_order, read_all
     from services.ingestor.reuters import parse_splits
 
@@ -69,6 +71,8 @@ def backfill(
     except asyncio.CancelledError:
         raise fail("left at once on a second Ctrl-C: the batch in flight may be sent again "
                    "by the next run", INTERRUPTED) from None
+    except (TimeoutError, KafkaError) as exc:  # the broker is down or unreachable
+        raise fail(f"{type(exc).__name__}: {exc}; run again to resume") from None
     if as_json:
         print(json.dumps(tally.as_json(), indent=2))
     else:
