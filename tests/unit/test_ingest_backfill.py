@@ -187,3 +187,18 @@ async def test_back_pressure_waits_while_the_lag_is_high() -> None:
 def test_tally_rate() -> None:
     tally = Tally(taken=100, seconds=4.0)
     assert tally.rate == 25.0 and Tally().rate == 0.0
+
+
+def test_cli_refuses_missing_paths_and_unknown_splits(tmp_path: Path) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from services.cli.backfill import backfill
+
+    app = typer.Typer()
+    app.command()(backfill)
+    missing = CliRunner().invoke(app, [str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and "no such file or folder" in missing.output
+    (tmp_path / "a.sgm").write_text(SGML)
+    split = CliRunner().invoke(app, [str(tmp_path / "a.sgm"), "--reuters-split", "dev"])
+    assert split.exit_code == 2 and "unknown Reuters split" in split.output
