@@ -86,6 +86,10 @@ fuzz: install ## Hostile input at every door: 10,000 cases each (over an hour on
 bench: install ## Benchmark: throughput, latency at 50 articles/s, extractor speed, memory
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
+.PHONY: backfill-bench
+backfill-bench: install ## Backfill every Reuters-21578 TRAIN article into a fresh stack (about 15 min)
+	$(BIN)/python -m bench.backfill $(BENCH_ARGS)
+
 train: install ## Retrain the partnership model from corpus/ (deterministic; rewrites services/extractor/data/partnership-model.json.gz)
 	$(BIN)/radar train
 

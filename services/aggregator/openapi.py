@@ -75,6 +75,14 @@ FILTERS = [
     _query("until", "Only alliances whose current stage was set at or before this ISO date "
            "(midnight UTC) or date-time.", {"type": "string"}, "2030-01-01"),
 ]
+AS_OF = _query("as_of", "Time travel: the view as it stood at this instant, refolded with "
+               "the same stage rules from the kept observations published up to it (an ISO "
+               "date means the end of that day, UTC). Only the latest "
+               "RADAR_AGGREGATOR_OBSERVATION_LIMIT (200) observations of an alliance are "
+               "kept, so a very long history answers from those. An alliance with no news "
+               "by then is left out (404 for one alliance or company).",
+               {"type": "string"}, "2007-12-31")
+FILTERS.append(AS_OF)
 FILTERS_BUT_COMPANY = FILTERS[1:]
 CURSOR = _query("cursor", "`next_cursor` of the previous page, as it came (opaque, "
                 "url-safe, versioned; bound to the filters it was made with: other filters, a "
@@ -131,16 +139,16 @@ def openapi_document() -> dict[str, Any]:
             "alliances"),
         "/alliances/{alliance_id}": _get(
             "One alliance", f"The alliance's state without observations. {ROUTED}",
-            [ALLIANCE_ID], {"200": _json(AllianceSummary, "The alliance."),
+            [ALLIANCE_ID, AS_OF], {"200": _json(AllianceSummary, "The alliance."),
                             **_errors(400, 404, 503)}, "alliances"),
         "/alliances/{alliance_id}/history": _get(
             "Stage history of one alliance", "Every stage transition with its article and "
-            f"evidence, and the supporting events. {ROUTED}", [ALLIANCE_ID],
+            f"evidence, and the supporting events. {ROUTED}", [ALLIANCE_ID, AS_OF],
             {"200": _json(AllianceHistory, "The history."), **_errors(400, 404, 503)},
             "alliances"),
         "/companies/{name}": _get(
             "A company's partners by stage", f"From the company index. {ROUTED}",
-            [_path("name", "Canonical company name or its slug, any case.", "Nissan")],
+            [_path("name", "Canonical company name or its slug, any case.", "Nissan"), AS_OF],
             {"200": _json(CompanyView, "The company's alliances."),
              **_errors(400, 404, 503)}, "companies"),
         "/companies": _get(

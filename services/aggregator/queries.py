@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from copy import copy
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -73,10 +73,11 @@ class Scope:
 
 
 #: `companies` (comma-separated slugs, with scope=local only) is what workers ask each other
-#: on each hop of the /graph walk.
-LIST_PARAMS = ("company", "stage", "since", "until", "limit", "cursor", "scope", "companies")
+#: on each hop of the /graph walk. `as_of` is time travel (timetravel.py).
+LIST_PARAMS = ("company", "stage", "since", "until", "as_of", "limit", "cursor", "scope",
+               "companies")
 #: /graph: the list's filters and paging, or a company and how far to walk from it.
-GRAPH_PARAMS = ("company", "depth", "stage", "since", "until", "limit", "cursor")
+GRAPH_PARAMS = ("company", "depth", "stage", "since", "until", "as_of", "limit", "cursor")
 COMPANY_SEARCH_PARAMS = ("q", "limit", "scope")
 LIST_LIMIT = Limit(default=100, maximum=1000)
 GRAPH_LIMIT = Limit(default=200, maximum=1000)
@@ -265,6 +266,20 @@ def parse_since(value: str | None, name: str = "since") -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def parse_as_of(value: str | None) -> datetime | None:
+    """`as_of` (time travel, `timetravel.py`): an ISO date means the end of that day (UTC),
+    so `2007-12-31` includes New Year's Eve's news; a date-time is that instant."""
+    if value is None or not value.strip():
+        return None
+    try:
+        when = parse_since(value)
+    except QueryError:
+        raise QueryError(f"as_of must be an ISO date like 2007-12-31 or a date-time like "
+                         f"2007-12-31T18:00:00Z, got {value!r}") from None
+    assert when is not None
+    return when + timedelta(days=1, microseconds=-1) if len(value.strip()) == 10 else when
+
+
 def parse_company(value: str | None) -> str | None:
     if value is None or not value.strip():
         return None
@@ -308,6 +323,7 @@ class Filters:
     stage: Stage | None = None
     since: datetime | None = None
     until: datetime | None = None
+    as_of: datetime | None = None  # the view as of this instant (timetravel.py)
 
     @classmethod
     def from_query(cls, query: Mapping[str, str],
@@ -316,7 +332,8 @@ class Filters:
         filters = cls(company=parse_company(query.get("company")),
                       stage=parse_stage(query.get("stage")),
                       since=parse_since(query.get("since"), "since"),
-                      until=parse_since(query.get("until"), "until"))
+                      until=parse_since(query.get("until"), "until"),
+                      as_of=parse_as_of(query.get("as_of")))
         if filters.since and filters.until and filters.since > filters.until:
             raise QueryError("since is after until: nothing can match")
         return filters
@@ -351,6 +368,8 @@ class Filters:
             out["since"] = self.since.isoformat()
         if self.until:
             out["until"] = self.until.isoformat()
+        if self.as_of:
+            out["as_of"] = self.as_of.isoformat()
         return out
 
 

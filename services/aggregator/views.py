@@ -18,6 +18,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -27,7 +28,7 @@ from faust.web import Request, Response, View
 from pydantic import BaseModel, ValidationError
 from yarl import URL
 
-from services.aggregator.listing import CompanyEntry, encode_cursor
+from services.aggregator.listing import AllianceEntry, CompanyEntry, decode_cursor, encode_cursor
 from services.aggregator.openapi import openapi_document
 from services.aggregator.queries import (
     COMPANY_LIMIT,
@@ -35,6 +36,7 @@ from services.aggregator.queries import (
     GRAPH_DEPTH,
     GRAPH_LIMIT,
     GRAPH_PARAMS,
+    LIST_LIMIT,
     AllianceList,
     AllianceSummary,
     CompanyMatches,
@@ -49,15 +51,18 @@ from services.aggregator.queries import (
     company_matches,
     company_view,
     history_of,
+    parse_as_of,
     parse_companies,
     parse_prefix,
     parse_scope,
     reject_unknown,
+    sort_key,
     summarize,
 )
 from services.aggregator.routing import missing_partitions, owners, same_worker, workers
 from services.aggregator.stream import serve as serve_changes
 from services.aggregator.tables import load_index, load_state
+from services.aggregator.timetravel import as_of, company_view_of, states_as_of
 from services.aggregator.wiring import SERVICE, Aggregator
 from shared import metrics
 from shared.auth import bearer_headers, token_middleware, warn_if_exposed
@@ -204,11 +209,26 @@ class RadarView(View):
         index, read from the table."""
         tables = self.agg.tables
         owned = sorted(tables.active_partitions(tables.alliances))
+        if filters.as_of is not None:
+            return self.local_page_as_of(filters, page, companies, owned)
         entries, more = tables.alliance_index.page(owned, filters.selection(companies),
                                                    page.after, page.limit)
         rows = [summarize(state) for e in entries
                 if (state := load_state(tables.alliances.get(e.alliance_id.encode())))]
         return alliance_list(rows, owned, more=more, filters=filters)
+
+    def local_page_as_of(self, filters: Filters, page: Page,
+                         companies: frozenset[str] | None, owned: list[int]) -> AllianceList:
+        """This worker's page of the view as it stood at `filters.as_of`. The ordered index
+        holds today's stages and dates only, so the past is refolded from every local
+        alliance's kept observations (timetravel.py) and filtered, sorted and cut here:
+        a scan, O(alliances) per page, which time travel pays and the live view does not."""
+        selection = filters.selection(companies)
+        rows = (summarize(state) for state in
+                states_as_of(self.agg.tables.local_states(), filters.as_of, self.agg.rules)
+                if selection.admits(AllianceEntry.of(state)))
+        after = [row for row in rows if page.after is None or sort_key(row) < page.after]
+        return alliance_list(after, owned, limit=page.limit, filters=filters)
 
     async def gather(self, filters: Filters, page: Page,
                      companies: frozenset[str] | None = None) -> AllianceList:
@@ -224,6 +244,18 @@ class RadarView(View):
                              partitions=(p for s in got for p in s.partitions),
                              limit=page.limit, more=any(s.next_cursor for s in got),
                              filters=filters)
+
+    async def every_page(self, filters: Filters) -> list[AllianceSummary]:
+        """Every alliance matching `filters`, page after page (for answers about one
+        company, whose alliances are spread over every worker)."""
+        rows: list[AllianceSummary] = []
+        page = Page(LIST_LIMIT.maximum)
+        while True:
+            listed = await self.gather(filters, page)
+            rows += listed.alliances
+            if listed.next_cursor is None:
+                return rows
+            page = Page(page.limit, decode_cursor(listed.next_cursor, filters.fingerprint()))
 
     async def listed(self, request: Request) -> AllianceList:
         filters = Filters.from_query(request.query)
@@ -241,13 +273,19 @@ class RadarView(View):
                            render: Callable[[AllianceState], Any]) -> Response:
         """Answer about one alliance from the worker that owns its partition."""
         try:
-            reject_unknown(request.query, ())
+            reject_unknown(request.query, ("as_of",))
+            when = parse_as_of(request.query.get("as_of"))
         except QueryError as exc:
             return self.error(400, str(exc))
         key = alliance_id.encode()
 
         def answer() -> Response:
             state = load_state(self.agg.tables.alliances.get(key))
+            if state is not None and when is not None:
+                state = as_of(state, when, self.agg.rules)
+                if state is None:
+                    return self.error(404, f"alliance {alliance_id!r} had no news published "
+                                      f"by {when.isoformat()}")
             if state is None:
                 return self.error(404, f"no alliance with id {alliance_id!r} (ids are the "
                                   "party slugs, sorted, joined by '+', e.g. honda+nissan)")
@@ -287,10 +325,13 @@ class CompanyPage(RadarView):
 
     async def get(self, request: Request, name: str) -> Response:
         try:
-            reject_unknown(request.query, ())
+            reject_unknown(request.query, ("as_of",))
             key = company_key(name).encode()
+            when = parse_as_of(request.query.get("as_of"))
         except (QueryError, ValueError) as exc:
             return self.error(400, str(exc))
+        if when is not None:
+            return await self.company_as_of(name, key.decode(), when)
 
         def answer() -> Response:
             index = load_index(self.agg.tables.companies.get(key))
@@ -299,6 +340,19 @@ class CompanyPage(RadarView):
             return self.send(company_view(index))
 
         return await self.by_owner(request, self.agg.tables.companies, key, answer)
+
+    async def company_as_of(self, name: str, key: str, when: datetime) -> Response:
+        """The company's alliances as of `when`: the index holds only today's stages, so
+        its alliances are gathered from every worker and refolded (timetravel.py)."""
+        try:
+            rows = await self.every_page(Filters(company=key, as_of=when))
+        except Unavailable as exc:
+            return self.error(503, str(exc))
+        view = company_view_of(key, rows)
+        if view is None:
+            return self.error(404, f"no alliances known for company {name!r} as of "
+                              f"{when.isoformat()}")
+        return self.send(view)
 
 
 class GraphPage(RadarView):

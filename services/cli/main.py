@@ -15,6 +15,7 @@ from typing import Annotated
 import httpx
 import typer
 
+from services.cli.backfill import backfill as backfill_command
 from services.cli.console import err, fail, out, wait_for_signal
 from services.cli.feeds import feeds_app
 from services.cli.feeds import ingest as ingest_command
@@ -145,6 +146,7 @@ def _demo_articles() -> list[dict]:
 # CLI code; they share its cleaning, language check and dedup.
 app.command("ingestor")(ingestor_command)
 app.command("ingest")(ingest_command)
+app.command("backfill")(backfill_command)
 app.add_typer(feeds_app, name="feeds")
 
 
@@ -282,6 +284,9 @@ def alliances(
     = None,
     stage: Annotated[Stage | None, typer.Option(help="Only alliances at this stage.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="The view as it stood at this "
+                                              "ISO date (end of day, UTC) or date-time.")]
+    = None,
 ) -> None:
     """Print the live alliance view from the aggregator API (RADAR_API_URL)."""
     from services.cli.live import alliance_table
@@ -290,8 +295,9 @@ def alliances(
     from shared.settings import CliSettings, auth, load
 
     api = load(CliSettings).api_url.rstrip("/")
-    params = {k: v for k, v in {"company": company, "stage": stage and stage.value}.items()
-              if v}
+    params = {k: v for k, v in {"company": company, "stage": stage and stage.value,
+                                "as_of": as_of}.items() if v}
+
     def get(page: dict[str, str]) -> dict:
         try:
             resp = httpx.get(f"{api}/alliances", params=params | page, timeout=10,

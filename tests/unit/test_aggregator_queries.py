@@ -181,10 +181,10 @@ def test_openapi_document_is_valid_and_documents_every_endpoint():
     def params(path):
         return {p["name"] for p in doc["paths"][path]["get"]["parameters"]}
 
-    assert params("/alliances") == {"company", "stage", "since", "until", "limit", "cursor",
-                                    "scope", "companies"}
-    assert params("/graph") == {"company", "depth", "stage", "since", "until", "limit",
-                                "cursor"}
+    assert params("/alliances") == {"company", "stage", "since", "until", "as_of", "limit",
+                                    "cursor", "scope", "companies"}
+    assert params("/graph") == {"company", "depth", "stage", "since", "until", "as_of",
+                                "limit", "cursor"}
     assert params("/companies") == {"q", "limit", "scope"}
     assert "next_cursor" in doc["components"]["schemas"]["AllianceList"]["properties"]
     assert "next_cursor" in doc["components"]["schemas"]["Graph"]["properties"]
