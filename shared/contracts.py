@@ -281,6 +281,10 @@ class Observation(BaseModel):
     article_url: str | None = None
     attribution: Attribution = Field(default_factory=Attribution)
     evidence: list[Evidence] = Field(default_factory=list)
+    # Additive with a default, so records written before it still validate (schema 1).
+    parties: list[str] = Field(default_factory=list, description="The party names as this "
+                               "report wrote them; the alliance shows the newest report's, "
+                               "so its names do not depend on arrival order.")
 
 
 class AllianceState(Contract):

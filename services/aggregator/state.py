@@ -71,13 +71,19 @@ def observation_of(event: PartnershipEvent) -> Observation:
                        published_at=event.published_at, confidence=event.confidence,
                        areas=list(event.areas), source=event.source,
                        article_url=event.article_url, attribution=event.attribution,
-                       evidence=list(event.evidence))
+                       evidence=list(event.evidence), parties=list(event.parties))
 
 
 def derive(alliance_id: str, parties: list[str], observations: list[Observation],
            rules: Rules) -> AllianceState:
-    """Fold sorted observations into the alliance state."""
+    """Fold sorted observations into the alliance state. The party names are the newest
+    report's (by publication order, not arrival: two reports may spell a party differently,
+    "Agip-Carbone" and "Agip Carbone", and the view must not depend on which came last);
+    `parties` only for observations kept before they carried names."""
     ordered = sorted(observations, key=_order)[-rules.observation_limit:]
+    named = [o for o in ordered if o.parties]
+    if named:
+        parties = named[-1].parties
     stage: Stage | None = None
     episode = 0
     setter: Observation | None = None
