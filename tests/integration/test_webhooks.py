@@ -17,9 +17,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from services.cli.stack import Stack
 from shared.broker import free_port
-from shared.contracts import AllianceChange, DeadLetter, Evidence, PartnershipEvent
+from shared.contracts import AllianceChange, DeadLetter, PartnershipEvent
 from shared.settings import TopicSettings
-from tests.helpers import TopicReader, async_wait_until, produce, valid
+from tests.helpers import TopicReader, async_wait_until, partnership, produce, valid
 from tests.integration.conftest import WEBHOOK_TEST_ENV
 from tests.unit.test_webhooks import readme_verify
 
@@ -29,11 +29,8 @@ SECRET = "flaky-receiver-secret-0123456789"
 
 
 def event(article: str, parties: list[str], stage: str, day: int) -> PartnershipEvent:
-    return PartnershipEvent(
-        event_id=PartnershipEvent.make_event_id(article, parties), article_id=article,
-        parties=parties, stage=stage, confidence=0.7, source="Hook Wire",
-        published_at=datetime(2024, 3, day, tzinfo=UTC),
-        evidence=[Evidence(sentence=f"{' and '.join(parties)} {stage}", start=0, end=7)])
+    return partnership(article, parties, stage, datetime(2024, 3, day, tzinfo=UTC),
+                       source="Hook Wire")
 
 
 class Receiver:
