@@ -36,13 +36,15 @@ def event(article: str, parties: list[str], stage: str, day: int) -> Partnership
 class Receiver:
     """Answers 500 to the first `failures` attempts of each change, then 200; records all."""
 
-    def __init__(self, failures: int) -> None:
+    def __init__(self, failures: int, delay_s: float = 0.0) -> None:
         self.failures = failures
+        self.delay_s = delay_s
         self.attempts: Counter[str] = Counter()
         self.accepted: list[tuple[dict[str, str], bytes]] = []
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
+        await asyncio.sleep(self.delay_s)
         change_id = request.headers.get("X-Radar-Change-Id", "")
         self.attempts[change_id] += 1
         if self.attempts[change_id] <= self.failures:
@@ -71,8 +73,10 @@ async def test_webhooks_deliver_signed_once_dead_letter_and_stop_after_remove(
         stack: Stack, cli_env: dict[str, str], radar_bin: str) -> None:
     api = stack.services["aggregator"].base_url
     flaky, dead, control = Receiver(failures=2), Receiver(failures=10**6), Receiver(0)
+    slow = Receiver(0, delay_s=4)
     app = web.Application()
-    for path, receiver in (("/flaky", flaky), ("/dead", dead), ("/control", control)):
+    for path, receiver in (("/flaky", flaky), ("/dead", dead), ("/control", control),
+                           ("/slow", slow)):
         app.router.add_post(path, receiver.handle)
     runner = web.AppRunner(app)
     await runner.setup()
@@ -89,6 +93,8 @@ async def test_webhooks_deliver_signed_once_dead_letter_and_stop_after_remove(
             "--stage", "agreed")).group(1)
         control_id = re.search(r"(wh-[0-9a-f]{12})", await radar(
             cli_env, radar_bin, "add", f"{base}/control", "--company", "WHTEST ALPHA")).group(1)
+        slow_id = re.search(r"(wh-[0-9a-f]{12})", await radar(
+            cli_env, radar_bin, "add", f"{base}/slow", "--company", ALPHA)).group(1)
         listed = await radar(cli_env, radar_bin, "list")
         assert {flaky_id, dead_id, control_id} <= set(re.findall(r"wh-[0-9a-f]{12}", listed))
         assert SECRET not in listed
@@ -100,7 +106,7 @@ async def test_webhooks_deliver_signed_once_dead_letter_and_stop_after_remove(
         assert refused.returncode != 0 and b"private address" in out
 
         async def known() -> bool:
-            return metric(api, "radar_webhook_subscriptions") >= before + 3
+            return metric(api, "radar_webhook_subscriptions") >= before + 4
 
         await async_wait_until(known, 30, 0.2, "the dispatcher knowing the subscriptions")
         await produce(stack.bootstrap, TopicSettings().partnerships, [
@@ -111,6 +117,12 @@ async def test_webhooks_deliver_signed_once_dead_letter_and_stop_after_remove(
         async def flaky_got_both() -> bool:
             return len({h["X-Radar-Change-Id"] for h, _ in flaky.accepted}) >= 2
 
+        async def control_got_both() -> bool:
+            return len(control.accepted) >= 2
+
+        # a receiver taking 4 s an answer holds up nobody else: its own lane waits
+        await async_wait_until(control_got_both, 30, 0.1, "both changes at the control")
+        assert len(slow.accepted) == 0, "the control waited for the slow receiver"
         await async_wait_until(flaky_got_both, 60, 0.1, "both changes at the flaky receiver")
         verify = readme_verify()
         changes = [AllianceChange.model_validate_json(body) for _, body in flaky.accepted]
@@ -139,7 +151,7 @@ async def test_webhooks_deliver_signed_once_dead_letter_and_stop_after_remove(
         await radar(cli_env, radar_bin, "remove", flaky_id)
 
         async def forgotten() -> bool:
-            return metric(api, "radar_webhook_subscriptions") <= before + 2
+            return metric(api, "radar_webhook_subscriptions") <= before + 3
 
         await async_wait_until(forgotten, 30, 0.2, "the dispatcher dropping the removed one")
         attempts_before = sum(flaky.attempts.values())
@@ -157,7 +169,7 @@ async def test_webhooks_deliver_signed_once_dead_letter_and_stop_after_remove(
                       result="delivered") == 2
         assert metric(api, "radar_webhook_deliveries_total", subscription=dead_id,
                       result="dead_lettered") == 1
-        for sid in (dead_id, control_id):
+        for sid in (dead_id, control_id, slow_id):
             await radar(cli_env, radar_bin, "remove", sid)
     finally:
         await runner.cleanup()
