@@ -5,7 +5,8 @@ the change fence and the stall watch. Nothing here runs at import.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
@@ -69,6 +70,8 @@ class Aggregator:
     progress: ProgressWatch
     #: None: no webhook dispatcher in this worker.
     webhooks: WebhookSettings | None = None
+    #: The change-stream connections open now (`stream.py`), ended when the worker stops.
+    open_streams: set[asyncio.Task[Any]] = field(default_factory=set)
 
     @classmethod
     def define(cls, app: faust.App, settings: AggregatorSettings, kafka: KafkaSettings,
