@@ -206,6 +206,9 @@ async def serve(agg: Aggregator, request: Request) -> web.StreamResponse:
         "X-Radar-Worker": str(agg.app.conf.canonical_url)})
     agg_metrics.SSE_CLIENTS.inc()
     reader = writer = None
+    this = asyncio.current_task()
+    if this is not None:
+        agg.open_streams.add(this)
     try:
         await response.prepare(request)
         reader = asyncio.create_task(stream.read(), name="sse-read")
@@ -234,4 +237,17 @@ async def serve(agg: Aggregator, request: Request) -> web.StreamResponse:
                 await task
         await stream.close()
         agg_metrics.SSE_CLIENTS.dec()
+        agg.open_streams.discard(this)  # type: ignore[arg-type]
     return response
+
+
+def register(agg: Aggregator) -> None:
+    """End the open streams when the web server shuts down: aiohttp waits up to a minute for
+    running handlers, and a stream never ends by itself (clients reconnect to another
+    worker, or to this one restarted, with their Last-Event-ID)."""
+
+    async def end_streams(_: web.Application) -> None:
+        for task in list(agg.open_streams):
+            task.cancel()
+
+    agg.app.web.web_app.on_shutdown.append(end_streams)

@@ -60,6 +60,7 @@ from services.aggregator.queries import (
     summarize,
 )
 from services.aggregator.routing import missing_partitions, owners, same_worker, workers
+from services.aggregator.stream import register as stream_register
 from services.aggregator.stream import serve as serve_changes
 from services.aggregator.tables import load_index, load_state
 from services.aggregator.timetravel import as_of, company_view_of, states_as_of
@@ -523,6 +524,7 @@ def register(agg: Aggregator) -> None:
     of the Faust web server (ours, and Faust's own)."""
     for path, view in ROUTES:
         agg.app.page(path, name=view.__name__)(type(view.__name__, (view,), {"agg": agg}))
+    stream_register(agg)
     token = agg.auth.api_token
     warn_if_exposed(SERVICE, agg.settings.host, token, "RADAR_API_TOKEN")
     agg.app.web.web_app.middlewares.append(

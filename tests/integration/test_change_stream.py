@@ -5,28 +5,31 @@ gets exactly the changes it missed (nothing lost, nothing twice)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.cli.stack import Stack
-from shared.contracts import AllianceChange, Evidence, PartnershipEvent
+from services.cli.stack import ServiceProcess, Stack
+from shared.broker import free_port
+from shared.contracts import AllianceChange, PartnershipEvent
 from shared.settings import TopicSettings
-from tests.helpers import produce
+from tests.helpers import async_wait_until, partnership, produce
 
 ALPHA, BETA, GAMMA, DELTA, EPSILON = (f"Ssetest {n}" for n in
                                       ("Alpha", "Beta", "Gamma", "Delta", "Epsilon"))
 
 
 def event(article: str, parties: list[str], stage: str, day: int) -> PartnershipEvent:
-    return PartnershipEvent(
-        event_id=PartnershipEvent.make_event_id(article, parties), article_id=article,
-        parties=parties, stage=stage, confidence=0.7, source="SSE Wire",
-        published_at=datetime(2024, 2, day, tzinfo=UTC),
-        evidence=[Evidence(sentence=f"{' and '.join(parties)} {stage}", start=0, end=7)])
+    return partnership(article, parties, stage, datetime(2024, 2, day, tzinfo=UTC),
+                       source="SSE Wire")
 
 
 class EventStream:
@@ -136,3 +139,31 @@ async def test_stream_filters_and_resumes_after_a_disconnect_without_loss_or_rep
                             ({}, {"Last-Event-ID": "9:1"})]:
         resp = httpx.get(f"{api}/changes/stream", params=params, headers=headers)
         assert resp.status_code == 400 and resp.json()["error"], (params, headers)
+
+
+async def test_a_stopping_worker_ends_its_streams_at_once(
+        bootstrap: str, tmp_path: Path) -> None:
+    """aiohttp waits a minute for running handlers at shutdown; a stream never ends by
+    itself, so the worker ends its streams (clients resume elsewhere with Last-Event-ID)."""
+    port = free_port()
+    worker = ServiceProcess("aggregator", port, "127.0.0.1", tmp_path / "worker.log",
+                            dict(os.environ) | {
+                                "RADAR_BOOTSTRAP_SERVERS": bootstrap,
+                                "RADAR_PROFILE": "embedded",
+                                "RADAR_AGGREGATOR_APP_ID": f"radar-sse-{uuid.uuid4().hex[:8]}",
+                                "RADAR_AGGREGATOR_PUBLISH": "false",
+                                "RADAR_AGGREGATOR_PORT": str(port),
+                                "RADAR_AGGREGATOR_DATA_DIR": str(tmp_path / "data")})
+    worker.start()
+    try:
+        await async_wait_until(lambda: asyncio.to_thread(worker.healthy), 60, 0.2,
+                               "the extra worker healthy")
+        async with connect(worker.base_url) as stream:
+            assert (await stream.next())["event"] == "ready"
+            started = time.monotonic()
+            await asyncio.to_thread(worker.stop, 30)
+            assert time.monotonic() - started < 15, "the stop waited for the open stream"
+            with pytest.raises((httpx.HTTPError, AssertionError)):
+                await stream.next(10)  # the stream ended
+    finally:
+        worker.stop()

@@ -14,10 +14,15 @@ import asyncio
 import contextlib
 import json
 import math
+import os
 import shutil
 import subprocess
+import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +33,8 @@ import yaml
 from services.cli.stack import SERVICES, Stack
 from shared.broker import die_with_parent, free_port
 from shared.settings import TopicSettings
-from tests.helpers import load_dashboard_generator, produce, wait_until
+from tests.helpers import load_dashboard_generator, partnership, produce, wait_until
+from tests.integration.conftest import WEBHOOK_TEST_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
@@ -133,7 +139,8 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     run_dir = tmp_path_factory.mktemp("prom-stack")
     stack = Stack(run_dir=run_dir, broker_port=free_port(),
                   ports={n: free_port() for n in SERVICES},
-                  extra_env={"RADAR_PROFILE": "embedded"})
+                  extra_env={"RADAR_PROFILE": "embedded", "RADAR_AGGREGATOR_SSE_HEARTBEAT_S": "1",
+                             **WEBHOOK_TEST_ENV})
     with stack:
         stack.wait_healthy(timeout=120)
         yield stack
@@ -186,8 +193,69 @@ def has_data(result: list[dict[str, Any]], zero_ok: bool) -> bool:
     return any(math.isfinite(v) and (zero_ok or v > 0) for v in values)
 
 
-def send_round(stack: Stack, articles: bytes) -> None:
-    """Good articles over HTTP, one refused item, one bad record on each consumed topic."""
+class Subscribers:
+    """The push side, for the webhook and change-stream panels: a webhook receiver on
+    127.0.0.1 subscribed twice to one company (one URL answers 204, one 500: delivered and
+    dead-lettered), and a change-stream client connected throughout."""
+
+    COMPANY = ["Promtest Alpha", "Promtest Beta"]
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.stop = threading.Event()
+        outcome = {"/ok": 204, "/fail": 500}
+
+        class Hook(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                self.send_response(outcome.get(self.path, 404))
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Hook)
+        self.threads = [threading.Thread(target=self.server.serve_forever, daemon=True),
+                        threading.Thread(target=self.listen, daemon=True)]
+
+    def __enter__(self) -> Subscribers:
+        env = dict(os.environ) | WEBHOOK_TEST_ENV | {
+            "RADAR_BOOTSTRAP_SERVERS": self.stack.bootstrap, "RADAR_PROFILE": "embedded"}
+        for thread in self.threads:
+            thread.start()
+        for path in ("/ok", "/fail"):
+            url = f"http://127.0.0.1:{self.server.server_port}{path}"
+            radar = shutil.which("radar", path=str(Path(sys.executable).parent))
+            assert radar, "the radar console script is not installed"
+            done = subprocess.run([radar, "webhooks", "add", url, "--company",
+                                   self.COMPANY[0]], env=env, timeout=60,
+                                  capture_output=True, text=True)
+            assert done.returncode == 0, done.stdout + done.stderr
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.server.shutdown()
+
+    def listen(self) -> None:
+        url = self.stack.services["aggregator"].base_url + "/changes/stream"
+        with contextlib.suppress(httpx.HTTPError), \
+                httpx.stream("GET", url, timeout=httpx.Timeout(10, read=30)) as response:
+            for _ in response.iter_lines():  # a heartbeat every second wakes this
+                if self.stop.is_set():
+                    return
+
+    def changes(self, stage: str) -> list[tuple[bytes, bytes]]:
+        """A partnership event that moves the subscribed company's alliance to `stage`."""
+        event = partnership(f"prom-{stage}", self.COMPANY, stage,
+                            datetime.now(UTC) - timedelta(days=1))
+        return [(event.key(), event.to_bytes())]
+
+
+def send_round(stack: Stack, articles: bytes, subscribed: list[tuple[bytes, bytes]] = ()
+               ) -> None:
+    """Good articles over HTTP, one refused item, one bad record on each consumed topic,
+    and a change for the webhook subscriptions."""
     ingest = stack.services["ingestor"].base_url + "/articles"
     response = httpx.post(ingest, content=articles, timeout=30)
     assert response.status_code == 202, response.text
@@ -195,11 +263,18 @@ def send_round(stack: Stack, articles: bytes) -> None:
     topics = TopicSettings()
     asyncio.run(produce(stack.bootstrap, topics.articles, [(b"bad", b"not json")]))
     asyncio.run(produce(stack.bootstrap, topics.partnerships,
-                        [(b"bad", b'{"schema_version": 1}')]))
+                        [(b"bad", b'{"schema_version": 1}'), *subscribed]))
 
 
 @pytest.fixture(scope="module")
-def results(live_stack: Stack, prometheus: Prometheus) -> dict[str, list[dict[str, Any]]]:
+def subscribers(live_stack: Stack) -> Iterator[Subscribers]:
+    with Subscribers(live_stack) as subs:
+        yield subs
+
+
+@pytest.fixture(scope="module")
+def results(live_stack: Stack, prometheus: Prometheus, subscribers: Subscribers
+            ) -> dict[str, list[dict[str, Any]]]:
     """Two rounds of traffic, then every panel query until it has data (or 45 s).
 
     A labelled counter is born at its first increment, so Prometheus' first sample of it
@@ -208,14 +283,16 @@ def results(live_stack: Stack, prometheus: Prometheus) -> dict[str, list[dict[st
     """
     demo = DEMO.read_bytes().splitlines(keepends=True)
     half = len(demo) // 2
-    send_round(live_stack, b"".join(demo[:half]))
+    send_round(live_stack, b"".join(demo[:half]), subscribers.changes("talks"))
     born = ['radar_dlq_records_total{service="extractor"}',
             'radar_dlq_records_total{service="aggregator"}', "radar_ingestor_rejected_total",
             "radar_batch_processing_seconds_count", "radar_alliance_changes_total",
-            'radar_ingestor_articles_total{outcome="published"}']
+            'radar_ingestor_articles_total{outcome="published"}',
+            'radar_webhook_deliveries_total{result="delivered"}',
+            'radar_webhook_deliveries_total{result="dead_lettered"}']
     wait_until(lambda: all(prometheus.query(expr) for expr in born), 30, 0.5,
                "round-one series scraped")
-    send_round(live_stack, b"".join(demo[half:]))
+    send_round(live_stack, b"".join(demo[half:]), subscribers.changes("agreed"))
 
     wanted = {generator.substitute(q.expr): q.panel in MAY_BE_ZERO for q in QUERIES}
     latest: dict[str, list[dict[str, Any]]] = {}
