@@ -5,10 +5,10 @@ The demo articles go in through `radar ingest`; the alliances to expect are what
 extractor reads from them (run here on the same articles: which stage the model reads is
 tests/unit/test_extraction_quality.py's business, not this test's). The page must show those
 companies and alliances, narrow to one company through the type-ahead filter and to a stage
-and a date range (filtered by the server), show an
-alliance's transitions in order with the evidence and its cue highlighted when the alliance
-is clicked on the canvas, and show a newly ingested article's alliance within seconds,
-without a reload (the change stream). A screenshot is kept under tests/artifacts/.
+and a date range (filtered by the server), show an alliance's transitions in order with the
+evidence and its cue highlighted when the alliance is clicked on the canvas, and show a newly
+ingested article's alliance within seconds, without a reload (the change stream), with an
+open timeline following it. Screenshots are kept under tests/artifacts/.
 """
 
 from __future__ import annotations
