@@ -174,8 +174,7 @@ function recount() {
 
 function layout(randomize) {
   cy.layout({ name: "cose", animate: false, randomize, nodeDimensionsIncludeLabels: true,
-              idealEdgeLength: () => 100, nodeRepulsion: () => 12000, componentSpacing: 110,
-              padding: 30 }).run();
+              idealEdgeLength: () => 90, nodeRepulsion: () => 9000, padding: 30 }).run();
   // a handful of nodes would otherwise be blown up to fill the pane
   if (cy.zoom() > 1.2) { cy.zoom(1.2); cy.center(); }
 }
