@@ -353,6 +353,10 @@ class DeadLetter(Contract):
     reason: str = Field(description="Short machine-readable reason, e.g. invalid_json.")
     error: str = Field(description="Human-readable error.")
     failed_at: AwareDatetime = Field(default_factory=utcnow)
+    subscription_id: str | None = Field(None, description="Webhook dead letters: the "
+                                        "subscription the change could not be delivered to.")
+    attempts: int | None = Field(None, description="Webhook dead letters: delivery attempts "
+                                 "made.")
 
     def key(self) -> bytes:
         return f"{self.topic_name}:{self.partition}:{self.offset}".encode()
@@ -457,3 +461,37 @@ class CompanyIndex(BaseModel):
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()
+
+
+class WebhookSubscription(Contract):
+    """One webhook: the changes of a company (optionally one stage) POSTed, signed, to a URL.
+    Keyed by subscription_id on a compacted topic; a null value (tombstone) removes it.
+    The topic holds the signing secret: grant read on it only to the aggregator (and
+    whoever runs `radar webhooks`), as for any credential store."""
+
+
+    schema_version: Literal[1] = Field(1, description="Contract version of this message.")
+    subscription_id: NonEmptyStr = Field(description="Id (`wh-` and 12 hex digits); the "
+                                         "record key, and X-Radar-Subscription.")
+    url: NonEmptyStr = Field(description="http(s) URL the changes are POSTed to.")
+    company: NonEmptyStr = Field(description="Company whose changes are delivered (name as "
+                                 "given; matched by its slug).")
+    stage: Stage | None = Field(None, description="Only changes to this stage; null: all.")
+    secret: NonEmptyStr = Field(description="Key of the HMAC-SHA256 signature "
+                                "(X-Radar-Signature).")
+    created_at: AwareDatetime = Field(default_factory=utcnow)
+
+    @field_validator("company")
+    @classmethod
+    def _keyable(cls, company: str) -> str:
+        company_key(company)
+        return company
+
+    def key(self) -> bytes:
+        return self.subscription_id.encode()
+
+    def matches(self, change: AllianceChange) -> bool:
+        if self.stage is not None and change.stage != self.stage:
+            return False
+        wanted = company_key(self.company)
+        return any(company_key(p) == wanted for p in change.parties)

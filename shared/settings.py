@@ -350,6 +350,40 @@ class AggregatorSettings(HttpSettings):
                            "(it resumes from its Last-Event-ID).")
 
 
+class WebhookSettings(BaseSettings):
+    """Webhook delivery by the aggregator (`radar webhooks`)."""
+
+    model_config = _config("RADAR_WEBHOOKS_")
+
+    enabled: bool = Field(True, description="Run the webhook dispatcher in the aggregator "
+                          "(never in `radar replay`, which publishes nothing).")
+    allow_networks: str = Field("", description="Comma-separated CIDRs webhook targets may "
+                                "be in although not public (e.g. 127.0.0.1/32 for tests); "
+                                "loopback, private, link-local and reserved targets are "
+                                "refused otherwise.")
+    max_attempts: int = Field(4, ge=1, le=20, description="Delivery attempts per change and "
+                              "subscription before it is dead-lettered on "
+                              "alliances.changes.v1.dlq.")
+    backoff_base_s: float = Field(1.0, gt=0, description="Retry n waits a random time up to "
+                                  "base * 2^(n-1) (exponential backoff, full jitter).")
+    backoff_max_s: float = Field(60.0, gt=0, description="Longest wait between two attempts.")
+    timeout_s: float = Field(10.0, gt=0, description="Time limit of one delivery attempt.")
+    lane_size: int = Field(100, ge=1, description="Changes queued per subscription: a slow "
+                           "receiver holds up others only when this many wait for it.")
+    concurrency: int = Field(16, ge=1, description="Deliveries in flight at once, over every "
+                             "subscription.")
+
+    @field_validator("allow_networks")
+    @classmethod
+    def _check_networks(cls, value: str) -> str:
+        _networks(value)
+        return value
+
+    @property
+    def allowed_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        return _networks(self.allow_networks)
+
+
 class AuthSettings(BaseSettings):
     """Who may call the HTTP APIs: bearer tokens, checked by the services and sent by the
     `radar` commands that call them. Unset: no check (`make run` binds loopback only)."""
@@ -403,7 +437,7 @@ class CliSettings(BaseSettings):
 
 ALL_SETTINGS: tuple[type[BaseSettings], ...] = (
     KafkaSettings, TopicSettings, IngestorSettings, ExtractorSettings, AggregatorSettings,
-    AuthSettings, LogSettings, CliSettings,
+    WebhookSettings, AuthSettings, LogSettings, CliSettings,
 )
 
 

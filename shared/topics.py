@@ -26,6 +26,7 @@ from shared.contracts import (
     PartnershipEvent,
     RawDocument,
     SeenArticle,
+    WebhookSubscription,
 )
 
 #: Services of this repository; any other party in a flow is outside it.
@@ -111,7 +112,10 @@ TOPICS: tuple[Topic, ...] = (
           "changes. At least once: dedup on change_id.",
           sends=(Flow("aggregator", "The aggregator announces each stage change."),),
           receives=(Flow("subscribers", "Your services and `radar watch` follow the changes.",
-                         shown="your services, `radar watch`"),)),
+                         shown="your services, `radar watch`"),
+                    Flow("aggregator", "The webhook dispatcher POSTs matching changes to "
+                         "subscribers; undeliverable ones are dead-lettered.")),
+          dead_lettered_by="aggregator"),
     Topic("state", "alliances.state.v1", AllianceState, "alliance_id",
           "The full alliance state after each change (compacted: the latest per alliance).",
           sends=(Flow("aggregator", "The aggregator publishes the state after each "
@@ -136,6 +140,13 @@ TOPICS: tuple[Topic, ...] = (
                          "in it."),),
           dead_lettered_by="ingestor", note="raw documents; bad ones to `.dlq`",
           legacy_env="RADAR_INGESTOR_INBOX_TOPIC"),
+    Topic("webhooks", "webhooks.subscriptions.v1", WebhookSubscription, "subscription_id",
+          "Webhook subscriptions (compacted: the latest per id; a null value removes one). "
+          "Holds signing secrets: readable by the aggregator only.",
+          sends=(Flow("senders", "`radar webhooks add` and `remove` write subscriptions.",
+                      shown="`radar webhooks`"),),
+          receives=(Flow("aggregator", "The webhook dispatcher follows the subscriptions."),),
+          cleanup_policy="compact", note="compacted: webhook subscriptions"),
     Topic("deadLetters", "{inputTopic}" + DLQ_SUFFIX, DeadLetter, "topic:partition:offset",
           "Records a service could not process, with the reason and the raw bytes.",
           note="records a service could not process"),

@@ -121,3 +121,15 @@ def load_dashboard_generator():
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def partnership(article: str, parties: list[str], stage: str, published_at,
+                source: str = "Test Wire", confidence: float = 0.7):
+    """A partnership event as the extractor would publish it (evidence names the parties)."""
+    from shared.contracts import Evidence, PartnershipEvent
+
+    return PartnershipEvent(
+        event_id=PartnershipEvent.make_event_id(article, parties), article_id=article,
+        parties=parties, stage=stage, confidence=confidence, source=source,
+        published_at=published_at,
+        evidence=[Evidence(sentence=f"{' and '.join(parties)} {stage}", start=0, end=7)])

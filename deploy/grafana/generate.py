@@ -305,6 +305,29 @@ def alliances() -> dashboard.Dashboard:
         "Changes in range by transition", "Totals over the dashboard range.",
         Query("sum by (from_stage, to_stage) "
               "(increase(radar_alliance_changes_total[$__range]))", instant=True, table=True)))
+
+    board = board.with_row(lay.row("Webhooks and change stream"))
+    board = board.with_panel(lay.timeseries(
+        "Webhook deliveries /s by subscription", "Outcomes per subscription: delivered, "
+        "failed_attempt (each failed POST, retried with backoff), dead_lettered (after the "
+        "last attempt, on alliances.changes.v1.dlq), dropped (subscription removed).", "ops",
+        Query(rate("radar_webhook_deliveries_total", "subscription, result"),
+              "{{subscription}} {{result}}")))
+    board = board.with_panel(lay.timeseries(
+        "Webhook delivery time p95 by subscription", "One POST to its answer.", "s",
+        Query(quantile(0.95, "radar_webhook_delivery_seconds", "subscription"),
+              "{{subscription}}")))
+    board = board.with_panel(lay.table(
+        "Webhook dead letters in range", "Changes given up on per subscription during the "
+        "dashboard range.",
+        Query('sum by (subscription) (increase(radar_webhook_deliveries_total{result='
+              '"dead_lettered"}[$__range]))', instant=True, table=True)))
+    board = board.with_panel(lay.timeseries(
+        "Change-stream clients and events", "SSE clients connected (all workers) and change "
+        "events sent to them per second; slow clients disconnected per second.", "short",
+        Query("sum(radar_sse_clients)", "clients"),
+        Query(rate("radar_sse_events_total"), "events/s"),
+        Query(rate("radar_sse_disconnects_total", "reason"), "left: {{reason}}/s")))
     return board
 
 

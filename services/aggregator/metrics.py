@@ -25,6 +25,15 @@ SSE_EVENTS = Counter("radar_sse_events_total", "Change events sent to change-str
 SSE_DISCONNECTS = Counter("radar_sse_disconnects_total", "Change-stream clients that left: "
                           "gone (closed the connection), slow (fell a whole queue behind and "
                           "were disconnected), error.", ["reason"])
+WEBHOOK_SUBSCRIPTIONS = Gauge("radar_webhook_subscriptions", "Webhook subscriptions this "
+                              "worker's dispatcher knows.")
+WEBHOOK_DELIVERIES = Counter("radar_webhook_deliveries_total", "Webhook delivery outcomes per "
+                             "subscription: delivered, failed_attempt (retried or last), "
+                             "dead_lettered, dropped (subscription removed meanwhile).",
+                             ["subscription", "result"])
+WEBHOOK_LATENCY = Histogram("radar_webhook_delivery_seconds", "Time of one webhook delivery "
+                            "attempt (POST to answer), per subscription.", ["subscription"],
+                            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 END_TO_END = Histogram("radar_end_to_end_latency_seconds",
                        "From article ingest to the AllianceChange it caused.",
                        buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))

@@ -11,7 +11,7 @@ from services.aggregator.app import create_app
 from services.aggregator.wiring import SERVICE
 from shared import logs
 from shared.kafka import ensure_topics
-from shared.settings import AggregatorSettings, auth, kafka, load, topics
+from shared.settings import AggregatorSettings, WebhookSettings, auth, kafka, load, topics
 
 
 def main() -> None:
@@ -19,6 +19,6 @@ def main() -> None:
     settings, k, t = load(AggregatorSettings), kafka(), topics()
     # Output topics exist before the first change, so consumers can subscribe at once.
     asyncio.run(ensure_topics(k, t, t.created_by(SERVICE)))
-    app = create_app(settings, k, t, auth())
+    app = create_app(settings, k, t, auth(), load(WebhookSettings))
     worker = faust.Worker(app, loglevel=logs.level(), override_logging=False)
     worker.execute_from_commandline()

@@ -15,7 +15,13 @@ from services.aggregator.index import index_topic_name
 from services.aggregator.state import Rules
 from services.aggregator.tables import Tables
 from shared.progress import ProgressWatch
-from shared.settings import AggregatorSettings, AuthSettings, KafkaSettings, TopicSettings
+from shared.settings import (
+    AggregatorSettings,
+    AuthSettings,
+    KafkaSettings,
+    TopicSettings,
+    WebhookSettings,
+)
 from shared.topics import dlq
 
 SERVICE = "aggregator"
@@ -61,10 +67,13 @@ class Aggregator:
     tables: Tables
     fence: ChangeFence
     progress: ProgressWatch
+    #: None: no webhook dispatcher in this worker.
+    webhooks: WebhookSettings | None = None
 
     @classmethod
     def define(cls, app: faust.App, settings: AggregatorSettings, kafka: KafkaSettings,
-               topics: TopicSettings, auth: AuthSettings) -> Aggregator:
+               topics: TopicSettings, auth: AuthSettings,
+               webhooks: WebhookSettings | None = None) -> Aggregator:
         """Declare the topics and tables on `app` (no I/O: Faust connects when it starts)."""
         return cls(app, settings, kafka, topics, auth,
                    Rules(history_limit=settings.history_limit,
@@ -73,4 +82,4 @@ class Aggregator:
                    Channels.define(app, topics, settings.app_id),
                    Tables.define(app, topics.partitions),
                    ChangeFence(app, kafka, topics.changes),
-                   ProgressWatch(kafka.stall_after_s))
+                   ProgressWatch(kafka.stall_after_s), webhooks)

@@ -20,6 +20,7 @@ from services.cli.feeds import feeds_app
 from services.cli.feeds import ingest as ingest_command
 from services.cli.feeds import ingestor as ingestor_command
 from services.cli.replay import replay as replay_command
+from services.cli.webhooks import webhooks_app
 from shared.contracts import Stage
 
 app = typer.Typer(help="Alliance Radar: partnerships between companies, live from the news.",
@@ -146,6 +147,7 @@ def _demo_articles() -> list[dict]:
 app.command("ingestor")(ingestor_command)
 app.command("ingest")(ingest_command)
 app.add_typer(feeds_app, name="feeds")
+app.add_typer(webhooks_app, name="webhooks")
 
 
 # ---------------------------------------------------------------- offline extraction

@@ -20,23 +20,27 @@ Refusals raise `FetchError` with a machine-readable reason (a metrics label).
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import socket
 import zlib
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 import httpx
 
 from services.ingestor import metrics as in_metrics
+from shared.addresses import (  # the one address policy, shared with webhook delivery
+    AddressRefused,
+    IPAddress,
+    Network,
+    Resolver,
+    address_refusal,
+    check_address,
+    checked_target,
+    system_resolve,
+)
 from shared.settings import IngestorSettings
 
-IPAddress = IPv4Address | IPv6Address
-Network = IPv4Network | IPv6Network
-Resolver = Callable[[str, int], Awaitable[list[str]]]
+__all__ = ["FetchError", "FetchPolicy", "Fetched", "IPAddress", "SafeFetcher",
+           "address_refusal", "check_address"]
 REDIRECTS = (301, 302, 303, 307, 308)
-_SHARED = IPv4Network("100.64.0.0/10")  # carrier-grade NAT
 
 
 class FetchError(Exception):
@@ -81,33 +85,6 @@ class FetchPolicy:
         return cls(timeout_s=settings.fetch_timeout_s, max_bytes=settings.fetch_max_bytes,
                    max_redirects=settings.fetch_max_redirects,
                    allow_networks=settings.allowed_networks, user_agent=settings.user_agent)
-
-
-def address_refusal(ip: IPAddress) -> str | None:
-    """Why `ip` is not a public internet address, or None when it is."""
-    if isinstance(ip, IPv6Address):
-        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
-        if embedded is not None:
-            return address_refusal(embedded)
-    checks = (("unspecified", ip.is_unspecified), ("loopback", ip.is_loopback),
-              ("link_local", ip.is_link_local), ("multicast", ip.is_multicast),
-              ("reserved", ip.is_reserved),
-              ("shared", isinstance(ip, IPv4Address) and ip in _SHARED),
-              ("private", ip.is_private),
-              ("not_global", not ip.is_global))
-    return next((name for name, hit in checks if hit), None)
-
-
-def check_address(ip: IPAddress, allow: tuple[Network, ...]) -> str | None:
-    refusal = address_refusal(ip)
-    if refusal is None or any(ip.version == net.version and ip in net for net in allow):
-        return None
-    return refusal
-
-
-async def system_resolve(host: str, port: int) -> list[str]:
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 class SafeFetcher:
@@ -187,43 +164,10 @@ class SafeFetcher:
 
     async def _checked_request(self, url: str) -> httpx.Request:
         try:
-            parsed = httpx.URL(url)
-        except (httpx.InvalidURL, TypeError, ValueError) as exc:
-            raise FetchError("bad_url", f"not a URL: {exc}", url) from None
-        if parsed.scheme not in ("http", "https"):
-            raise FetchError("bad_scheme", f"only http and https may be fetched, not "
-                             f"{parsed.scheme or 'a relative URL'!r}", url)
-        host = parsed.host
-        if not host:
-            raise FetchError("bad_url", "URL has no host", url)
-        port = parsed.port or (443 if parsed.scheme == "https" else 80)
-        try:
-            literal: IPAddress | None = ipaddress.ip_address(host)
-        except ValueError:
-            literal = None
-        if literal is not None:
-            addresses = [str(literal)]
-        else:
-            try:
-                addresses = await self.resolve(host, port)
-            except (OSError, UnicodeError) as exc:
-                raise FetchError("dns_error", f"cannot resolve {host}: {exc}", url) from None
-            if not addresses:
-                raise FetchError("dns_error", f"{host} has no address", url)
-        for address in addresses:
-            refusal = check_address(ipaddress.ip_address(address), self.policy.allow_networks)
-            if refusal is not None:
-                where = host if literal is not None else f"{host} resolves to {address}, which"
-                raise FetchError("forbidden_address", f"{where} is a {refusal} address; "
-                                 "refused", url)
-        target = parsed.copy_with(host=addresses[0])
-        host_header = host if parsed.port is None else f"{host}:{parsed.port}"
-        if literal is None or literal.version == 4:
-            headers = {"Host": host_header}
-        else:
-            headers = {"Host": f"[{host}]" if parsed.port is None else f"[{host}]:{port}"}
-        extensions = {"sni_hostname": host} if parsed.scheme == "https" and literal is None \
-            else {}
+            checked = await checked_target(url, self.policy.allow_networks, self.resolve)
+        except AddressRefused as exc:
+            raise FetchError(exc.reason, exc.message, url) from None
+        target, headers, extensions = checked.url, checked.headers, checked.extensions
         return self.client.build_request("GET", target, headers=headers,
                                          extensions=extensions)
 

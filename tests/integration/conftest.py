@@ -11,6 +11,9 @@ import pytest
 from services.cli.stack import Stack
 from shared.broker import EmbeddedBroker, free_port
 
+WEBHOOK_TEST_ENV = {"RADAR_WEBHOOKS_ALLOW_NETWORKS": "127.0.0.1/32",
+                    "RADAR_WEBHOOKS_BACKOFF_BASE_S": "0.2", "RADAR_WEBHOOKS_BACKOFF_MAX_S": "1"}
+
 
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
@@ -30,7 +33,9 @@ def stack(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> I
     s = Stack(run_dir=run_dir, bootstrap_servers=broker.bootstrap_servers,
               ports={n: free_port() for n in ("ingestor", "extractor", "aggregator")},
               extra_env={"RADAR_PROFILE": "embedded",
-                         "RADAR_INGESTOR_FEEDS_FILE": str(run_dir / "feeds.toml")})
+                         "RADAR_INGESTOR_FEEDS_FILE": str(run_dir / "feeds.toml"),
+                         # test_webhooks.py: receivers on loopback, short retry waits
+                         **WEBHOOK_TEST_ENV})
     with s:
         s.wait_healthy(timeout=120)
         yield s

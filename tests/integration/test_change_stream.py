@@ -13,20 +13,17 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.cli.stack import Stack
-from shared.contracts import AllianceChange, Evidence, PartnershipEvent
+from shared.contracts import AllianceChange, PartnershipEvent
 from shared.settings import TopicSettings
-from tests.helpers import produce
+from tests.helpers import partnership, produce
 
 ALPHA, BETA, GAMMA, DELTA, EPSILON = (f"Ssetest {n}" for n in
                                       ("Alpha", "Beta", "Gamma", "Delta", "Epsilon"))
 
 
 def event(article: str, parties: list[str], stage: str, day: int) -> PartnershipEvent:
-    return PartnershipEvent(
-        event_id=PartnershipEvent.make_event_id(article, parties), article_id=article,
-        parties=parties, stage=stage, confidence=0.7, source="SSE Wire",
-        published_at=datetime(2024, 2, day, tzinfo=UTC),
-        evidence=[Evidence(sentence=f"{' and '.join(parties)} {stage}", start=0, end=7)])
+    return partnership(article, parties, stage, datetime(2024, 2, day, tzinfo=UTC),
+                       source="SSE Wire")
 
 
 class EventStream:

@@ -85,8 +85,10 @@ def test_the_shipped_settings_are_made_from_the_registry() -> None:
         "news.articles.v1", "alliances.partnerships.v1", "news.articles.v1.dlq"]
     assert set(defaults.created_by("aggregator")) == {
         "alliances.partnerships.v1", "alliances.changes.v1", "alliances.state.v1",
-        "alliances.partnerships.v1.dlq"}
-    assert defaults.compacted() == {"alliances.state.v1", "news.seen.v1"}
+        "webhooks.subscriptions.v1", "alliances.partnerships.v1.dlq",
+        "alliances.changes.v1.dlq"}
+    assert defaults.compacted() == {"alliances.state.v1", "news.seen.v1",
+                                    "webhooks.subscriptions.v1"}
 
 
 def test_older_topic_variables_are_still_read(monkeypatch: pytest.MonkeyPatch) -> None:
