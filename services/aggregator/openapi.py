@@ -207,6 +207,13 @@ def openapi_document() -> dict[str, Any]:
             {"200": {"description": "OpenAPI 3.1 document.",
                      "content": {"application/json": {"schema": {"type": "object"}}}}},
             "operations"),
+        "/": _get(
+            "The alliance page", "The alliance network page for a browser (HTML; its scripts "
+            "and styles under /static/). Open without the token: it holds no data, and its "
+            "own data calls carry the token.", [],
+            {"200": {"description": "The page.",
+                     "content": {"text/html": {"schema": {"type": "string"}}}}},
+            "page"),
     }
     return {
         "openapi": "3.1.0",
@@ -215,7 +222,7 @@ def openapi_document() -> dict[str, Any]:
                  "tables. Any worker answers any query. Errors are JSON objects with an "
                  "`error` message."},
         "tags": [{"name": "alliances"}, {"name": "companies"}, {"name": "changes"},
-                 {"name": "operations"}],
+                 {"name": "page"}, {"name": "operations"}],
         "paths": paths,
         "components": {"schemas": defs["$defs"]},
     }

@@ -4,10 +4,11 @@ real stack (ingestor, extractor, aggregator) on the embedded broker.
 The demo articles go in through `radar ingest`; the alliances to expect are what the shipped
 extractor reads from them (run here on the same articles: which stage the model reads is
 tests/unit/test_extraction_quality.py's business, not this test's). The page must show those
-companies and alliances, narrow to one company through the type-ahead filter, show an
-alliance's transitions in order with the evidence and its cue highlighted when the alliance
-is clicked on the canvas, and show a newly ingested article's alliance within seconds,
-without a reload (the change stream). A screenshot is kept under tests/artifacts/.
+companies and alliances, narrow to one company through the type-ahead filter and to a stage
+and a date range (filtered by the server), show an alliance's transitions in order with the
+evidence and its cue highlighted when the alliance is clicked on the canvas, and show a newly
+ingested article's alliance within seconds, without a reload (the change stream), with an
+open timeline following it. Screenshots are kept under tests/artifacts/.
 """
 
 from __future__ import annotations
@@ -226,6 +227,28 @@ def test_company_filter_with_type_ahead_narrows_the_graph(page, expected, api):
     page.click("#clear")
     wait_loads(page, n + 1)
     assert set(shown(page)["alliances"]) == set(before["alliances"])
+
+
+def test_stage_and_date_range_filter_on_the_server(page, demo_in, api):
+    agreed = sorted((a for a in demo_in.values() if a["stage"] == "agreed"),
+                    key=lambda a: (a["last_changed"], a["alliance_id"]))
+    assert agreed, "the demo has agreed alliances"
+    day = agreed[0]["last_changed"][:10]
+    n = loads(page)
+    page.select_option("#stage", "agreed")
+    page.fill("#since", day)
+    page.fill("#until", day)
+    page.click("#filters button[type=submit]")
+    wait_loads(page, n + 1)
+    want = httpx.get(f"{api}/alliances", timeout=10, params={
+        "stage": "agreed", "since": day, "until": f"{day}T23:59:59.999999Z"}).json()
+    got = shown(page)["alliances"]
+    assert set(got) == {a["alliance_id"] for a in want["alliances"]}
+    assert agreed[0]["alliance_id"] in got and len(got) < len(demo_in)
+
+    n = loads(page)
+    page.click("#clear")
+    wait_loads(page, n + 1)
 
 
 def test_new_articles_appear_on_the_open_page_without_a_reload(page, stack, api):

@@ -176,7 +176,7 @@ def test_openapi_document_is_valid_and_documents_every_endpoint():
     assert set(doc["paths"]) == {"/alliances", "/alliances/{alliance_id}",
                                  "/alliances/{alliance_id}/history", "/companies",
                                  "/companies/{name}", "/graph", "/changes/stream",
-                                 "/health", "/metrics", "/openapi.json"}
+                                 "/health", "/metrics", "/openapi.json", "/"}
 
     def params(path):
         return {p["name"] for p in doc["paths"][path]["get"]["parameters"]}

@@ -62,3 +62,13 @@ def test_radar_up_prints_the_page_url_with_the_others(tmp_path):
     urls = ServiceProcess("aggregator", 6066, "127.0.0.1", tmp_path / "log", {}).urls()
     assert urls["page"] == "http://127.0.0.1:6066/"
     assert list(urls)[:2] == ["page", "api"]
+
+
+def test_the_image_and_make_vendor_the_same_pinned_file():
+    """`make assets` locally and the image's node stage copy the same file of the locked
+    package (a runtime dependency, so `npm ci --omit=dev` in the image keeps it)."""
+    source = "node_modules/cytoscape/dist/cytoscape.min.js"
+    assert source in (ROOT / "Makefile").read_text()
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    assert f"/assets/{source}" in dockerfile and "npm ci" in dockerfile
+    assert "services/aggregator/static/vendor/cytoscape.min.js" in dockerfile

@@ -198,8 +198,9 @@ function alliancesOf(graph) {
 
 function graphParams(cursor) {
   const f = filters();
-  const params = { stage: f.stage, since: f.since, until: f.until, limit: String(PAGE_SIZE),
-                   cursor };
+  // `until` is inclusive to the microsecond on the server; a date picked means its whole day
+  const until = f.until ? `${f.until}T23:59:59.999999Z` : "";
+  const params = { stage: f.stage, since: f.since, until, limit: String(PAGE_SIZE), cursor };
   if (f.company) Object.assign(params, { company: f.company, depth: f.depth });
   return params;
 }
