@@ -138,3 +138,12 @@ def test_profile_buckets_take_the_first_matching_rule() -> None:
                       "spaCy parse (tagger, parser, NER)": 30,
                       "our spaCy components (companies, candidates, partnership model)": 5,
                       "Kafka client (aiokafka)": 2, OTHER: 1}
+
+
+def test_view_bench_events_are_distinct_alliances_over_a_fifth_as_many_companies() -> None:
+    from bench.view import view_events
+
+    events = view_events(500, seed=3)
+    assert len({e.alliance_id for e in events}) == 500
+    assert len({p for e in events for p in e.parties}) <= 100
+    assert view_events(500, seed=3) == events  # deterministic
