@@ -139,7 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3,
                         help="runs per throughput figure (the median is reported)")
     parser.add_argument("--rate", type=float, default=50.0, help="offered load, articles/s")
-    parser.add_argument("--latency-seconds", type=float, default=45.0)
+    parser.add_argument("--latency-seconds", type=float, default=70.0,
+                        help="length of the latency run (70 s at 50/s with half partnership "
+                        "stories gives over 1,000 samples)")
     parser.add_argument("--latency-partnership-share", type=float, default=0.5,
                         help="share of generated partnership stories in the latency stream "
                         "(each yields a change: the latency samples)")

@@ -23,7 +23,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -114,26 +113,24 @@ def main(argv: list[str] | None = None) -> int:
     warmup = synthetic_articles(40, seed=args.seed + 7, partnership_share=0.5,
                                 id_prefix="warmup")
     print(f"profiling {len(articles)} articles of {origin}; stacks in {run_dir}")
+    recorders: dict[str, subprocess.Popen[bytes]] = {}
     with Bench(run_dir) as bench:
-        async def warm() -> None:
-            await bench.warm_up(warmup)
-
-        asyncio.run(warm())
-        recorders = {
-            name: subprocess.Popen(
-                [spy, "record", "--pid", str(pid), "--subprocesses", "--nonblocking",
-                 "-r", str(args.rate), "-f", "raw", "-o", str(run_dir / f"{name}.stacks")],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            for name, pid in bench.pids().items()}
-        time.sleep(1.0)  # py-spy attached
-
-        async def load() -> float:
+        async def run() -> float:  # one event loop: the bench's HTTP client lives in it
             try:
+                await bench.warm_up(warmup)
+                recorders.update({
+                    name: subprocess.Popen(
+                        [spy, "record", "--pid", str(pid), "--subprocesses", "--nonblocking",
+                         "-r", str(args.rate), "-f", "raw", "-o",
+                         str(run_dir / f"{name}.stacks")],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                    for name, pid in bench.pids().items()})
+                await asyncio.sleep(1.0)  # py-spy attached
                 return (await bench.throughput(articles)).seconds
             finally:
                 await bench.close()
 
-        seconds = asyncio.run(load())
+        seconds = asyncio.run(run())
         for recorder in recorders.values():
             recorder.send_signal(signal.SIGINT)  # py-spy writes its output on Ctrl-C
         for name, recorder in recorders.items():

@@ -30,6 +30,8 @@ from shared.contracts import ArticleEvent, PartnershipEvent
 
 log = logging.getLogger(__name__)
 
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
 #: Per article: (parsed, i.e. past the cue gate; its events), as `Extractor.extract_outcomes`.
 Outcome = tuple[bool, list[PartnershipEvent]]
 
@@ -144,6 +146,10 @@ class ExtractorPool:
         return self
 
     def _new_executor(self) -> ProcessPoolExecutor:
+        # One BLAS thread per worker (inherited at spawn): the workers are the parallelism,
+        # and OpenBLAS threads spinning beside them would fight them for the same cores.
+        for variable in BLAS_THREAD_VARIABLES:
+            os.environ.setdefault(variable, "1")
         # spawn, not fork: the service's event loop, Kafka clients and threads stay out of
         # the workers.
         return ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context(
