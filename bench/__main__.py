@@ -150,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--capacity-share", type=float, default=0.8,
                         help="offered load of the second latency run, as a share of the "
                         "measured pipeline throughput")
+    parser.add_argument("--capacity-partnership-share", type=float, default=0.1,
+                        help="share of partnership stories in that run: close to the news "
+                        "mix the capacity was measured on (stories are parsed, most news "
+                        "is not)")
     parser.add_argument("--capacity-seconds", type=float, default=20.0,
                         help="length of that run (0: skip it)")
     parser.add_argument("--scaling", type=lambda s: [int(x) for x in s.split(",") if x],
@@ -185,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.repeats):
         throughput_runs.append(mix[at:at + args.articles])
         at += args.articles
-    capacity_pool = latency_stream(mix[at:], len(mix) - at, args.latency_partnership_share,
+    capacity_pool = latency_stream(mix[at:], len(mix) - at, args.capacity_partnership_share,
                                    args.seed + 3)
     warmup = synthetic_articles(args.warmup, seed=args.seed + 7, partnership_share=0.5,
                                 id_prefix="warmup")
