@@ -21,7 +21,18 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP) ## Create .venv (if missing) and install the project with its dev tools
+install: $(STAMP) assets ## Create .venv (if missing) and install the project with its dev tools
+
+# The alliance page's graph library, from the pinned npm package (package-lock.json) into the
+# aggregator's static folder (git-ignored): served by the aggregator, nothing from a CDN.
+VENDOR := services/aggregator/static/vendor
+
+$(VENDOR)/cytoscape.min.js: node_modules/.package-lock.json
+	mkdir -p $(VENDOR)
+	cp node_modules/cytoscape/dist/cytoscape.min.js $@
+	cp node_modules/cytoscape/LICENSE $(VENDOR)/cytoscape.LICENSE
+
+assets: $(VENDOR)/cytoscape.min.js ## Copy the page's pinned npm assets into the aggregator's static folder
 
 run: install ## Start broker + services, stream the demo articles, show the live view
 	$(BIN)/radar up --demo
@@ -49,7 +60,16 @@ stunnel: ## Install Debian's stunnel4 package (TLS terminator for the Kafka TLS 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --ignore-scripts
 
-test: install prometheus stunnel node_modules/.package-lock.json ## Run the whole suite (unit, then integration on the embedded broker)
+# Debian's Chromium for the browser tests (tests/integration/test_page.py, driven by
+# Playwright pointed at /usr/bin/chromium: no browser download); installed only when missing.
+chromium: ## Install Debian's chromium package (headless browser for the page tests) if missing
+	@if command -v chromium >/dev/null; then :; else \
+		echo "installing Debian's chromium package (for the alliance page browser tests)"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) apt-get install -y -q --no-install-recommends chromium; \
+	fi
+
+test: install prometheus stunnel chromium node_modules/.package-lock.json ## Run the whole suite (unit, then integration on the embedded broker)
 	$(BIN)/ruff check .
 	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
 	$(BIN)/pytest tests/model -q -p no:cacheprovider --timeout=1200 $(PYTEST_ARGS)
@@ -65,6 +85,10 @@ fuzz: install ## Hostile input at every door: 10,000 cases each (over an hour on
 
 bench: install ## Benchmark: throughput, latency at 50 articles/s, extractor speed, memory (QUICK=1: under 2 min)
 	$(BIN)/python -m bench $(if $(QUICK),--quick) $(BENCH_ARGS)
+
+.PHONY: backfill-bench
+backfill-bench: install ## Backfill every Reuters-21578 TRAIN article into a fresh stack (about 15 min)
+	$(BIN)/python -m bench.backfill $(BENCH_ARGS)
 
 train: install ## Retrain the partnership model from corpus/ (deterministic; rewrites services/extractor/data/partnership-model.json.gz)
 	$(BIN)/radar train
@@ -84,4 +108,4 @@ lint: install ## ruff
 clean: ## Remove the virtualenv and run state
 	rm -rf $(VENV) .run .pytest_cache .ruff_cache
 
-.PHONY: help install run test lint clean prometheus stunnel fuzz bench chaos dashboards train eval
+.PHONY: help install assets run test lint clean prometheus stunnel chromium fuzz bench chaos dashboards train eval

@@ -35,6 +35,7 @@ from bench.corpus import synthetic_articles
 from bench.pipeline import Bench, ThroughputFigures
 from services.cli.stack import SERVICES, Stack
 from shared.broker import EmbeddedBroker, free_port, terminate
+from shared.pages import every_row
 
 
 @dataclass
@@ -111,9 +112,13 @@ def _settled_count(api: str, quiet_s: float = 10.0, timeout: float = 600) -> int
 
 
 def _view_count(api: str) -> int:
+    def get(params: dict[str, str]) -> dict:
+        resp = httpx.get(api, params=params, timeout=5)
+        resp.raise_for_status()
+        return resp.json()
+
     try:
-        resp = httpx.get(api, timeout=5)
-        return resp.json()["count"] if resp.status_code == 200 else -1
+        return len(every_row(get))  # the list answers in pages
     except httpx.HTTPError:
         return -1
 

@@ -7,8 +7,9 @@ and measures:
   (its own radar_messages_consumed_total);
 - memory per alliance: the aggregator's resident memory after the fold minus before it,
   over N (tables, company index, Faust's buffers: everything the view costs);
-- query latency p50/p99, sequential requests: one alliance, one company, a filtered list
-  (`/alliances?company=`), the graph around one company;
+- query latency p50/p99, sequential requests: one alliance, one company, the first page of
+  the list (`/alliances?limit=100`), a filtered page (`&company=`), the graph two hops
+  around one company (`/graph?company=&depth=2`);
 - restore: SIGKILL the aggregator, start it again, seconds until it is healthy and every
   sampled alliance answers again (the tables rebuilt from their changelog topics).
 """
@@ -143,8 +144,11 @@ def measure(alliances: int, queries: int, seed: int, run_dir: Path) -> dict[str,
             for name, urls in (
                     ("alliance", [f"/alliances/{e.alliance_id}" for e in sample]),
                     ("company", [f"/companies/{n}" for n in names]),
-                    ("filtered_list", [f"/alliances?company={n}" for n in names[:lists]]),
-                    ("graph_company", [f"/graph?company={n}" for n in names[:lists]])):
+                    ("page", ["/alliances?limit=100"] * lists),
+                    ("filtered_page", [f"/alliances?company={n}&limit=100"
+                                       for n in names[:lists]]),
+                    ("graph_depth2", [f"/graph?company={n}&depth=2"
+                                      for n in names[:lists]])):
                 ms = timed_gets(http, urls)
                 figures |= {f"query_ms_p50_{name}": rounded(percentile(ms, 50), 2),
                             f"query_ms_p99_{name}": rounded(percentile(ms, 99), 2),

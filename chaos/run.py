@@ -26,6 +26,7 @@ from services.aggregator.index import index_topic_name
 from services.cli.stack import SERVICES, Stack
 from shared.broker import EmbeddedBroker, free_port
 from shared.kafka import consumer_options, make_consumer
+from shared.pages import every_row_async
 from shared.settings import KafkaSettings, TopicSettings
 
 CHUNK = 25
@@ -344,16 +345,16 @@ async def snapshot(cluster: Cluster, published: set[str]) -> Snapshot:
     for topic in (t.dlq(t.articles), t.dlq(t.partnerships)):
         snap.dead_letters[topic] = len(await read_topic(cluster, topic))
     async with httpx.AsyncClient(timeout=30) as client:
-        async def get(path: str) -> dict:
+        async def get(path: str, params: dict[str, str] | None = None) -> dict:
             for _ in range(120):
-                resp = await client.get(cluster.url("aggregator", path))
+                resp = await client.get(cluster.url("aggregator", path), params=params)
                 if resp.status_code != 503:
                     resp.raise_for_status()
                     return resp.json()
                 await asyncio.sleep(0.5)
             raise TimeoutError(f"{path} kept answering 503")
 
-        rows = (await get("/alliances"))["alliances"]
+        rows = await every_row_async(lambda params: get("/alliances", params))
         snap.view = {r["alliance_id"]: r for r in rows}
         limit = asyncio.Semaphore(8)
 

@@ -139,19 +139,43 @@ class ArticleEvent(Contract):
 
 
 class Evidence(BaseModel):
-    """The sentence that supports an event, with character offsets into the article text."""
+    """The sentence that supports an event, with character offsets into the article text.
+
+    `cue_start`/`cue_end` were added later, optional with a null default: a record written
+    before them still validates and reads as "cue unknown", so the change is additive and
+    `schema_version` stays 1 (a version bump is for changes old readers or old records
+    cannot survive).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     sentence: str = Field(description="The supporting sentence, verbatim.")
     start: int = Field(ge=0, description="Offset of the sentence's first character in `text`.")
     end: int = Field(ge=0, description="Offset just past the sentence's last character.")
+    cue_start: int | None = Field(None, ge=0, description="Offset in the article `text` of "
+                                  "the cue words that fired in this sentence (within "
+                                  "start..end); null when unknown.")
+    cue_end: int | None = Field(None, ge=0, description="Offset just past the cue words; "
+                                "null when unknown.")
 
     @model_validator(mode="after")
     def _ordered(self) -> Evidence:
         if self.end < self.start:
             raise ValueError("evidence end precedes start")
+        if (self.cue_start is None) != (self.cue_end is None):
+            raise ValueError("cue_start and cue_end are both set or both null")
+        if self.cue_start is not None and self.cue_end is not None and not (
+                self.start <= self.cue_start < self.cue_end <= self.end):
+            raise ValueError("the cue must be a non-empty span inside the sentence "
+                             "(start <= cue_start < cue_end <= end)")
         return self
+
+    @property
+    def cue(self) -> str | None:
+        """The cue words as they stand in `sentence`, or None when unknown."""
+        if self.cue_start is None or self.cue_end is None:
+            return None
+        return self.sentence[self.cue_start - self.start:self.cue_end - self.start]
 
 
 class AttributionKind(StrEnum):
@@ -175,7 +199,10 @@ class Attribution(BaseModel):
 
 
 class PartnershipEvent(Contract):
-    """One party set and its stage as reported by one article."""
+    """One party set and its stage as reported by one article.
+
+    `article_url` and the evidence's cue offsets came later as optional fields with null
+    defaults: older records still validate, so schema_version stays 1."""
 
 
     schema_version: Literal[1] = Field(1, description="Contract version of this message.")
@@ -194,6 +221,8 @@ class PartnershipEvent(Contract):
                                      description="Who reported or said it.")
     published_at: AwareDatetime = Field(description="Publication time of the article.")
     source: str = Field("unknown", description="Source of the article.")
+    article_url: str | None = Field(None, description="URL of the article, when known "
+                                    "(added later, optional: older records read as null).")
     ingested_at: AwareDatetime | None = Field(None, description="When the ingestor took the "
                                               "article in (for end-to-end latency).")
     extractor_version: str = Field("1", description="Version of the extraction logic.")
@@ -233,6 +262,7 @@ class StageTransition(BaseModel):
     changed_at: AwareDatetime = Field(description="Publication time of the causing news.")
     event_id: str
     article_id: str
+    article_url: str | None = Field(None, description="URL of that article, when known.")
     evidence: list[Evidence] = Field(default_factory=list)
 
 
@@ -248,6 +278,7 @@ class Observation(BaseModel):
     confidence: float
     areas: list[str] = Field(default_factory=list)
     source: str = "unknown"
+    article_url: str | None = None
     attribution: Attribution = Field(default_factory=Attribution)
     evidence: list[Evidence] = Field(default_factory=list)
 
@@ -297,6 +328,8 @@ class AllianceChange(Contract):
     changed_at: AwareDatetime = Field(description="Publication time of the causing news.")
     event_id: str = Field(description="The partnership event that caused the change.")
     article_id: str = Field(description="The article that caused the change.")
+    article_url: str | None = Field(None, description="URL of that article, when known "
+                                    "(added later, optional: older records read as null).")
     evidence: list[Evidence] = Field(default_factory=list, description="Its evidence.")
     emitted_at: AwareDatetime = Field(default_factory=utcnow,
                                       description="Wall-clock time the change was emitted.")

@@ -8,20 +8,65 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from time import monotonic
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaConnectionError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from shared.kafka import ssl_context
 from shared.metrics import SEND_RETRIES
 from shared.settings import KafkaSettings, TopicSettings
+from shared.waiting import wait_until
 
 log = logging.getLogger(__name__)
 
 
+#: How long a starting Kafka client of the Faust app keeps trying to reach the broker (as
+#: long as `ensure_topics` waits for it).
+BROKER_START_TIMEOUT_S = 120.0
+
+
+async def start_when_broker_answers(start: Callable[[], Awaitable[Any]],
+                                    stop: Callable[[], Awaitable[Any]], *, what: str) -> None:
+    """Start a fresh aiokafka client with `start` until its bootstrap reaches the broker.
+
+    aiokafka's `start()` tries each bootstrap address once and raises when none answers, and
+    Faust lets that end the worker. A service restarted during a short broker outage would
+    then exit, although `ensure_topics` had just seen the broker (found by the chaos suite's
+    short form: the outage began between the two). Each failed attempt's client is stopped
+    before the next is built."""
+
+    async def attempt() -> bool:
+        try:
+            await start()
+        except KafkaConnectionError as exc:
+            log.warning("%s: broker not reachable yet (%s); retrying", what, exc)
+            await stop()
+            raise
+        return True
+
+    await wait_until(attempt, timeout=BROKER_START_TIMEOUT_S, interval=1.0,
+                     message=f"{what} could not reach the broker",
+                     retry_on=(KafkaConnectionError,))
+
+
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
-    """Faust's consumer thread, with the fetch wait from settings and the seek fix below."""
+    """Faust's consumer thread, with the fetch wait from settings, a start that waits for the
+    broker, and the seek fix below."""
+
+    async def on_start(self) -> None:
+        async def start() -> None:
+            self._consumer = self._create_consumer(loop=self.thread_loop)
+            self.time_started = monotonic()
+            await self._consumer.start()
+
+        async def stop() -> None:
+            if self._consumer is not None:
+                await self._consumer.stop()
+
+        await start_when_broker_answers(start, stop, what="Faust consumer")
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         """The fetch-wait workaround, all of it: Faust hard-codes `fetch_max_wait_ms=1500`
@@ -89,8 +134,29 @@ class _Consumer(faust_aiokafka.Consumer):
         return super()._new_offset(tp)
 
 
+class _Producer(faust_aiokafka.Producer):
+    """Faust's producer, with a start that waits for the broker (see
+    `start_when_broker_answers`)."""
+
+    async def on_start(self) -> None:
+        # faust_aiokafka.Producer.on_start, with the client's start retried.
+        await super(faust_aiokafka.Producer, self).on_start()
+
+        async def start() -> None:
+            self._producer = self._new_producer()
+            await self._producer.start()
+
+        async def stop() -> None:
+            if self._producer is not None:
+                await self._producer.stop()
+
+        await start_when_broker_answers(start, stop, what="Faust producer")
+        self.beacon.add(self._producer)
+
+
 class _Transport(faust_aiokafka.Transport):
     Consumer = _Consumer
+    Producer = _Producer
 
 
 class RadarApp(faust.App):

@@ -242,6 +242,9 @@ class IngestorSettings(HttpSettings):
                                    "(a feed's `interval_s` overrides it).")
     feed_max_backoff_s: float = Field(3600.0, gt=0, description="Longest wait between polls "
                                       "of a failing feed (the wait doubles per failure).")
+    full_text_host_interval_s: float = Field(5.0, ge=0, description="Full-text feeds: at "
+                                             "most one page or robots.txt request per host "
+                                             "per this many seconds.")
     fetch_timeout_s: float = Field(15.0, gt=0, description="Time limit of one URL fetch, "
                                    "redirects and download included.")
     fetch_max_bytes: int = Field(5_000_000, ge=1024, description="Largest document fetched "
@@ -347,6 +350,11 @@ class AggregatorSettings(HttpSettings):
                           "private.")
     peer_timeout_s: float = Field(5.0, gt=0, description="Timeout of a query forwarded to "
                                   "another aggregator worker.")
+    sse_heartbeat_s: float = Field(15.0, gt=0, description="A `: heartbeat` comment on a "
+                                   "quiet change stream this often (keeps proxies open).")
+    sse_queue: int = Field(1000, ge=1, description="Change events queued per change-stream "
+                           "client; a client that falls this far behind is disconnected "
+                           "(it resumes from its Last-Event-ID).")
 
 
 class AuthSettings(BaseSettings):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
+from services.cli.stack import ServiceProcess
 from shared.contracts import Contract
 from shared.kafka import Rejected, consumer_options, decode, producer_options
 from shared.settings import KafkaSettings
@@ -40,6 +43,25 @@ async def async_wait_until(predicate: Callable[[], Awaitable[T]], timeout: float
 def _timed_out(timeout: float, message: str) -> Callable[[object], str]:
     """The helpers' failure text (a test fails with an AssertionError, not a time-out)."""
     return lambda last: f"timed out after {timeout}s waiting for {message}; last={last!r}"
+
+
+@contextmanager
+def running_ingestor(env: dict[str, str]) -> Iterator[ServiceProcess]:
+    """An ingestor process with `env` (its port in RADAR_INGESTOR_PORT, its log in RUN_DIR),
+    healthy, stopped at the end."""
+    svc = ServiceProcess("ingestor", int(env["RADAR_INGESTOR_PORT"]), "127.0.0.1",
+                         Path(env["RUN_DIR"]) / "ingestor.log", env)
+    svc.start()
+    try:
+        wait_until(lambda: alive_and_healthy(svc), 60, 0.1, "ingestor ready")
+        yield svc
+    finally:
+        svc.stop()
+
+
+def alive_and_healthy(svc: ServiceProcess) -> bool:
+    assert svc.alive(), svc.tail()
+    return svc.healthy()
 
 
 def kafka_settings(bootstrap: str) -> KafkaSettings:

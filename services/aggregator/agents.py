@@ -26,7 +26,7 @@ from services.aggregator.state import apply
 from services.aggregator.tables import load_index, load_state
 from services.aggregator.wiring import SERVICE, Aggregator
 from shared import metrics
-from shared.contracts import CompanyLink, PartnershipEvent
+from shared.contracts import AllianceState, CompanyLink, PartnershipEvent
 from shared.faust_app import ack, deliver, put_acknowledged, record_send
 from shared.kafka import Rejected, decode, make_dead_letter
 
@@ -75,7 +75,7 @@ def _check_placement(agg: Aggregator, event: faust.EventT,
 
 
 def _outputs(agg: Aggregator, event: faust.EventT
-             ) -> tuple[list[Send], Send | None, tuple[bytes, bytes] | None]:
+             ) -> tuple[list[Send], Send | None, tuple[bytes, AllianceState] | None]:
     """What one partnership record causes: the sends (state, index links, or a dead letter),
     the change send, and the table write, decided from the table as it is (pure but for
     metrics). The change goes to the partition of the record that caused it, marked with
@@ -112,7 +112,7 @@ def _outputs(agg: Aggregator, event: faust.EventT
     if index_changed(previous, new):
         sends += [record_send(agg.channels.company_index, link.key(), link.to_bytes())
                   for link in links_for(new, source_offset=event.message.offset)]
-    return sends, change_send, (key, new.to_bytes())
+    return sends, change_send, (key, new)
 
 
 async def aggregate_partnerships(agg: Aggregator, stream: faust.StreamT) -> None:
@@ -140,8 +140,10 @@ async def aggregate_partnerships(agg: Aggregator, stream: faust.StreamT) -> None
         if change_send is not None:
             agg.fence.record(msg.partition, msg.offset)
         if write is not None:
-            await put_acknowledged(agg.tables.alliances, *write,
-                                   partition=event.message.partition)
+            key, state = write
+            await put_acknowledged(agg.tables.alliances, key, state.to_bytes(),
+                                   partition=msg.partition)
+            agg.tables.alliance_written(msg.partition, state)
         ack(app, manual, event, time_in)
 
 
@@ -173,5 +175,6 @@ async def index_company_links(agg: Aggregator, stream: faust.StreamT) -> None:
                 if updated is not None:
                     await put_acknowledged(companies, event.key, updated.to_bytes(),
                                            partition=event.message.partition)
+                    agg.tables.company_written(event.message.partition, updated)
         await deliver(letters, what="aggregator outputs")
         ack(app, manual, event, time_in)

@@ -19,6 +19,12 @@ CHANGES_NOT_RESENT = Counter("radar_changes_not_resent_total", "Changes of redel
 ALLIANCES = Gauge("radar_alliances", "Alliances in the view on this worker, by stage.",
                   ["stage"])
 COMPANIES = Gauge("radar_companies_tracked", "Distinct companies in the view on this worker.")
+SSE_CLIENTS = Gauge("radar_sse_clients", "Clients connected to GET /changes/stream on this "
+                    "worker.")
+SSE_EVENTS = Counter("radar_sse_events_total", "Change events sent to change-stream clients.")
+SSE_DISCONNECTS = Counter("radar_sse_disconnects_total", "Change-stream clients that left: "
+                          "gone (closed the connection), slow (fell a whole queue behind and "
+                          "were disconnected), error.", ["reason"])
 END_TO_END = Histogram("radar_end_to_end_latency_seconds",
                        "From article ingest to the AllianceChange it caused.",
                        buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))

@@ -14,9 +14,14 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from services.aggregator.queries import (
+    COMPANY_LIMIT,
+    GRAPH_DEPTH,
+    GRAPH_LIMIT,
+    LIST_LIMIT,
     AllianceHistory,
     AllianceList,
     AllianceSummary,
+    CompanyMatches,
     CompanyView,
     ErrorBody,
     Graph,
@@ -25,7 +30,7 @@ from services.aggregator.queries import (
 from shared.contracts import Stage
 
 _MODELS: tuple[type[BaseModel], ...] = (AllianceList, AllianceSummary, AllianceHistory,
-                                        CompanyView, Graph, Health, ErrorBody)
+                                        CompanyView, CompanyMatches, Graph, Health, ErrorBody)
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:
@@ -67,7 +72,34 @@ FILTERS = [
            {"type": "string", "enum": [s.value for s in Stage]}, "talks"),
     _query("since", "Only alliances whose current stage was set at or after this ISO date "
            "(midnight UTC) or date-time.", {"type": "string"}, "2024-03-01"),
+    _query("until", "Only alliances whose current stage was set at or before this ISO date "
+           "(midnight UTC) or date-time.", {"type": "string"}, "2030-01-01"),
 ]
+AS_OF = _query("as_of", "Time travel: the view as it stood at this instant, refolded with "
+               "the same stage rules from the kept observations published up to it (an ISO "
+               "date means the end of that day, UTC). Only the latest "
+               "RADAR_AGGREGATOR_OBSERVATION_LIMIT (200) observations of an alliance are "
+               "kept, so a very long history answers from those. An alliance with no news "
+               "by then is left out (404 for one alliance or company).",
+               {"type": "string"}, "2007-12-31")
+FILTERS.append(AS_OF)
+FILTERS_BUT_COMPANY = FILTERS[1:]
+CURSOR = _query("cursor", "`next_cursor` of the previous page, as it came (opaque, "
+                "url-safe, versioned; bound to the filters it was made with: other filters, a "
+                "mangled or an old cursor answer 400). Paging is by (last_changed, "
+                "alliance_id): an alliance that changes while you page moves to its new "
+                "place, so it may be seen twice or not at all; every other is seen once.",
+                {"type": "string"})
+
+
+def _limit(what: str, limits: Any) -> dict[str, Any]:
+    return _query("limit", what, {"type": "integer", "minimum": 1,
+                                  "maximum": limits.maximum, "default": limits.default})
+
+
+COMPANIES_HOP = _query("companies", "Internal (with scope=local): alliances of any of these "
+                       "comma-separated company slugs, one hop of the /graph walk.",
+                       {"type": "string"})
 SCOPE = _query("scope", "`all` (default): the whole view, gathered from every worker. "
                "`local`: only the answering worker's partitions (what workers ask each "
                "other).", {"type": "string", "enum": ["all", "local"], "default": "all"})
@@ -98,27 +130,69 @@ def openapi_document() -> dict[str, Any]:
     paths = {
         "/alliances": _get(
             "List alliances", "The live alliance view, most recently changed first, "
-            "gathered from every aggregator worker.", [*FILTERS, SCOPE],
+            "gathered from every aggregator worker, one page at a time: each worker lists "
+            "its first `limit` after the cursor from an ordered index, the merge keeps the "
+            "first `limit`.",
+            [*FILTERS, _limit("Alliances per page.", LIST_LIMIT), CURSOR, SCOPE,
+             COMPANIES_HOP],
             {"200": _json(AllianceList, "Matching alliances."), **_errors(400, 503)},
             "alliances"),
         "/alliances/{alliance_id}": _get(
             "One alliance", f"The alliance's state without observations. {ROUTED}",
-            [ALLIANCE_ID], {"200": _json(AllianceSummary, "The alliance."),
+            [ALLIANCE_ID, AS_OF], {"200": _json(AllianceSummary, "The alliance."),
                             **_errors(400, 404, 503)}, "alliances"),
         "/alliances/{alliance_id}/history": _get(
             "Stage history of one alliance", "Every stage transition with its article and "
-            f"evidence, and the supporting events. {ROUTED}", [ALLIANCE_ID],
+            f"evidence, and the supporting events. {ROUTED}", [ALLIANCE_ID, AS_OF],
             {"200": _json(AllianceHistory, "The history."), **_errors(400, 404, 503)},
             "alliances"),
         "/companies/{name}": _get(
             "A company's partners by stage", f"From the company index. {ROUTED}",
-            [_path("name", "Canonical company name or its slug, any case.", "Nissan")],
+            [_path("name", "Canonical company name or its slug, any case.", "Nissan"), AS_OF],
             {"200": _json(CompanyView, "The company's alliances."),
              **_errors(400, 404, 503)}, "companies"),
+        "/companies": _get(
+            "Company type-ahead", "Companies whose name (any case) or slug starts with "
+            "`q`, from the company index of every worker; best first: an exact name or slug, "
+            "then more alliances, then by name.",
+            [{**_query("q", "The start of a company name or slug.", {"type": "string",
+                                                                     "minLength": 1},
+                       "nis"), "required": True},
+             _limit("Companies to return.", COMPANY_LIMIT),
+             _query("scope", SCOPE["description"], SCOPE["schema"])],
+            {"200": _json(CompanyMatches, "Matching companies."), **_errors(400, 503)},
+            "companies"),
         "/graph": _get(
             "Alliance graph", "Companies as nodes, alliances as edges (n parties give "
-            "n(n-1)/2 edges), for visualisation; same filters as /alliances.", FILTERS,
+            "n(n-1)/2 edges), for visualisation. With `company`: its neighbourhood, walked "
+            "breadth first over the company index up to `depth` hops, at most `limit` "
+            "alliances (`truncated` says the walk stopped there). Without: the edges of one "
+            "page of /alliances (`limit`, `cursor`, `next_cursor`) and the nodes they touch. "
+            "Filters as /alliances; with `company` they choose the alliances walked.",
+            [FILTERS[0], _query("depth", "With company: hops to walk.",
+                                {"type": "integer", "minimum": 1,
+                                 "maximum": GRAPH_DEPTH.maximum,
+                                 "default": GRAPH_DEPTH.default}),
+             *FILTERS_BUT_COMPANY,
+             _limit("Alliances drawn (per page without company, in all with it).",
+                    GRAPH_LIMIT), CURSOR],
             {"200": _json(Graph, "Nodes and edges."), **_errors(400, 503)}, "alliances"),
+        "/changes/stream": _get(
+            "Change stream (Server-Sent Events)", "Every `AllianceChange` from now on (or "
+            "from `Last-Event-ID`) as an SSE `change` event whose `data` is the change as "
+            "JSON (the wire model of alliances.changes.v1) and whose `id` is the position "
+            "after it: per partition of the change topic, the next offset (`0:12,1:5,2:0,"
+            "3:7`). Reconnecting with `Last-Event-ID` resumes after that position without "
+            "loss or repeat. A first `ready` event carries the starting position; `: "
+            "heartbeat` comments keep quiet streams open. Any worker serves every change. A "
+            "client that falls RADAR_AGGREGATOR_SSE_QUEUE events behind is disconnected.",
+            [FILTERS[0], FILTERS[1],
+             {"name": "Last-Event-ID", "in": "header", "required": False,
+              "description": "Resume after this position (the `id` of the last event "
+              "received).", "schema": {"type": "string"}, "example": "0:12,1:5,2:0,3:7"}],
+            {"200": {"description": "An endless text/event-stream.",
+                     "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+             **_errors(400, 503)}, "changes"),
         "/health": _get(
             "Readiness", "200 when this worker is assigned, restored and not rebalancing.",
             [], {"200": _json(Health, "Ready."), "503": _json(Health, "Not ready yet.")},
@@ -140,7 +214,8 @@ def openapi_document() -> dict[str, Any]:
                  "description": "The live alliance view held by the aggregator's Faust "
                  "tables. Any worker answers any query. Errors are JSON objects with an "
                  "`error` message."},
-        "tags": [{"name": "alliances"}, {"name": "companies"}, {"name": "operations"}],
+        "tags": [{"name": "alliances"}, {"name": "companies"}, {"name": "changes"},
+                 {"name": "operations"}],
         "paths": paths,
         "components": {"schemas": defs["$defs"]},
     }

@@ -70,7 +70,8 @@ def observation_of(event: PartnershipEvent) -> Observation:
     return Observation(event_id=event.event_id, article_id=event.article_id, stage=event.stage,
                        published_at=event.published_at, confidence=event.confidence,
                        areas=list(event.areas), source=event.source,
-                       attribution=event.attribution, evidence=list(event.evidence))
+                       article_url=event.article_url, attribution=event.attribution,
+                       evidence=list(event.evidence))
 
 
 def derive(alliance_id: str, parties: list[str], observations: list[Observation],
@@ -93,7 +94,8 @@ def derive(alliance_id: str, parties: list[str], observations: list[Observation]
             transitions.append(StageTransition(
                 previous_stage=stage, stage=new_stage, episode=episode,
                 changed_at=obs.published_at, event_id=obs.event_id,
-                article_id=obs.article_id, evidence=obs.evidence))
+                article_id=obs.article_id, article_url=obs.article_url,
+                evidence=obs.evidence))
             stage, setter = new_stage, obs
         support.setdefault(episode, []).append(obs)
         previous_at = obs.published_at
@@ -136,5 +138,5 @@ def apply(state: AllianceState | None, event: PartnershipEvent,
         alliance_id=new.alliance_id, parties=new.parties,
         previous_stage=state.stage if state else None, stage=new.stage, episode=new.episode,
         changed_at=cause.changed_at, event_id=cause.event_id, article_id=cause.article_id,
-        evidence=cause.evidence)
+        article_url=cause.article_url, evidence=cause.evidence)
     return new, change

@@ -5,12 +5,23 @@ with the partnership and company-index topics.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import time
+from dataclasses import dataclass, field
 
 import faust
 
+from services.aggregator.listing import (
+    AllianceEntry,
+    AllianceIndex,
+    CompanyEntry,
+    CompanyNames,
+    rebuild_plan,
+)
 from services.aggregator.routing import partition_for
 from shared.contracts import AllianceState, CompanyIndex
+
+log = logging.getLogger(__name__)
 
 
 def load_state(raw: bytes | None) -> AllianceState | None:
@@ -21,23 +32,72 @@ def load_index(raw: bytes | None) -> CompanyIndex | None:
     return CompanyIndex.model_validate_json(raw) if raw else None
 
 
+def company_entry(index: CompanyIndex) -> CompanyEntry:
+    return CompanyEntry(index.key, index.company, len(index.alliances))
+
+
 @dataclass(frozen=True)
 class Tables:
     app: faust.App
     alliances: faust.Table
     companies: faust.Table
     partitions: int
+    #: Ordered indexes of this worker's partitions (`listing.py`): written after each
+    #: acknowledged table write, rebuilt for the partitions a recovery hands over.
+    alliance_index: AllianceIndex = field(default_factory=AllianceIndex)
+    company_names: CompanyNames = field(default_factory=CompanyNames)
 
     @classmethod
     def define(cls, app: faust.App, partitions: int) -> Tables:
         # bytes keys and values pass through Faust's codecs untouched: values are pydantic
         # JSON.
-        return cls(app,
-                   app.Table("alliances", key_type=bytes, value_type=bytes,
-                             partitions=partitions),
-                   app.Table("companies", key_type=bytes, value_type=bytes,
-                             partitions=partitions),
-                   partitions)
+        tables = cls(app,
+                     app.Table("alliances", key_type=bytes, value_type=bytes,
+                               partitions=partitions),
+                     app.Table("companies", key_type=bytes, value_type=bytes,
+                               partitions=partitions),
+                     partitions)
+        tables.alliances.on_recover(tables._reindex_alliances)
+        tables.companies.on_recover(tables._reindex_companies)
+        return tables
+
+    def alliance_written(self, partition: int, state: AllianceState) -> None:
+        self.alliance_index.put(partition, AllianceEntry.of(state))
+
+    def company_written(self, partition: int, index: CompanyIndex) -> None:
+        self.company_names.put(partition, company_entry(index))
+
+    def _taken_over(self, table: faust.Table, indexed: set[int]
+                    ) -> tuple[dict[int, list[bytes]], set[int]]:
+        """Values of the partitions of `table` to index afresh, and those to forget."""
+        fresh, gone = rebuild_plan(indexed, self.active_partitions(table))
+        values: dict[int, list[bytes]] = {p: [] for p in fresh}
+        if fresh:
+            for key, raw in list(table.data.items()):
+                partition = self.key_partition(key)
+                if raw and partition in values:
+                    values[partition].append(raw)
+        return values, gone
+
+    async def _reindex_alliances(self) -> None:
+        started = time.monotonic()
+        values, gone = self._taken_over(self.alliances, self.alliance_index.indexed())
+        for partition in gone:
+            self.alliance_index.drop(partition)
+        for partition, raws in values.items():
+            self.alliance_index.replace(partition, (AllianceEntry.from_json(r) for r in raws))
+        if values or gone:
+            log.info("alliance index: partitions %s indexed (%d alliances), %s dropped, in "
+                     "%.3fs", sorted(values), sum(map(len, values.values())), sorted(gone),
+                     time.monotonic() - started)
+
+    async def _reindex_companies(self) -> None:
+        values, gone = self._taken_over(self.companies, self.company_names.indexed())
+        for partition in gone:
+            self.company_names.drop(partition)
+        for partition, raws in values.items():
+            self.company_names.replace(
+                partition, (company_entry(CompanyIndex.model_validate_json(r)) for r in raws))
 
     def key_partition(self, key: bytes) -> int:
         """The partition of `key` in every topic and table of this app (all

@@ -50,12 +50,16 @@ def feeds_add(
     interval: Annotated[float | None, typer.Option(help="Seconds between polls [default: "
                                                         "RADAR_INGESTOR_FEED_INTERVAL_S]")]
     = None,
+    full_text: Annotated[bool, typer.Option("--full-text", help="Fetch each new item's page "
+                                                               "for its full text (feeds "
+                                                               "that carry only a summary).")]
+    = False,
     file: FileOption = None,
 ) -> None:
     """Add a feed to the feeds file."""
     path = _feeds_file(file)
     try:
-        feed = FeedConfig(url=url, name=name, interval_s=interval)
+        feed = FeedConfig(url=url, name=name, interval_s=interval, full_text=full_text)
     except ValidationError as exc:
         raise fail("; ".join(e["msg"] for e in exc.errors()), 2) from None
     try:
@@ -81,10 +85,11 @@ def feeds_list(
         return
     default = load(IngestorSettings).feed_interval_s
     table = Table(title=f"Feeds in {path} ({len(feeds)})")
-    for column in ("name", "url", "interval"):
+    for column in ("name", "url", "interval", "full text"):
         table.add_column(column)
     for feed in feeds:
-        table.add_row(feed.label, feed.url, f"{feed.interval_s or default:g}s")
+        table.add_row(feed.label, feed.url, f"{feed.interval_s or default:g}s",
+                      "yes" if feed.full_text else "")
     out.print(table)
 
 

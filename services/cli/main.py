@@ -15,6 +15,7 @@ from typing import Annotated
 import httpx
 import typer
 
+from services.cli.backfill import backfill as backfill_command
 from services.cli.console import err, fail, out, wait_for_signal
 from services.cli.feeds import feeds_app
 from services.cli.feeds import ingest as ingest_command
@@ -148,6 +149,7 @@ def _demo_articles() -> list[dict]:
 # CLI code; they share its cleaning, language check and dedup.
 app.command("ingestor")(ingestor_command)
 app.command("ingest")(ingest_command)
+app.command("backfill")(backfill_command)
 app.add_typer(feeds_app, name="feeds")
 
 
@@ -285,26 +287,34 @@ def alliances(
     = None,
     stage: Annotated[Stage | None, typer.Option(help="Only alliances at this stage.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="The view as it stood at this "
+                                              "ISO date (end of day, UTC) or date-time.")]
+    = None,
 ) -> None:
     """Print the live alliance view from the aggregator API (RADAR_API_URL)."""
     from services.cli.live import alliance_table
     from shared.auth import bearer_headers
+    from shared.pages import every_row
     from shared.settings import CliSettings, auth, load
 
     api = load(CliSettings).api_url.rstrip("/")
-    params = {k: v for k, v in {"company": company, "stage": stage and stage.value}.items()
-              if v}
-    try:
-        resp = httpx.get(f"{api}/alliances", params=params, timeout=10,
-                         headers=bearer_headers(auth().api_token))
-    except httpx.HTTPError as exc:
-        raise fail(f"cannot reach the aggregator at {api}: {exc}") from None
-    if resp.status_code == 401:
-        raise fail(f"401 from {api}: the query API needs RADAR_API_TOKEN "
-                    f"({resp.json().get('error', '')})")
-    if resp.status_code != 200:
-        raise fail(f"{resp.status_code} from {api}: {resp.text[:300]}")
-    rows = resp.json()["alliances"]
+    params = {k: v for k, v in {"company": company, "stage": stage and stage.value,
+                                "as_of": as_of}.items() if v}
+
+    def get(page: dict[str, str]) -> dict:
+        try:
+            resp = httpx.get(f"{api}/alliances", params=params | page, timeout=10,
+                             headers=bearer_headers(auth().api_token))
+        except httpx.HTTPError as exc:
+            raise fail(f"cannot reach the aggregator at {api}: {exc}") from None
+        if resp.status_code == 401:
+            raise fail(f"401 from {api}: the query API needs RADAR_API_TOKEN "
+                        f"({resp.json().get('error', '')})")
+        if resp.status_code != 200:
+            raise fail(f"{resp.status_code} from {api}: {resp.text[:300]}")
+        return resp.json()
+
+    rows = every_row(get)
     if as_json:
         print(json.dumps(rows, indent=2))
     else:

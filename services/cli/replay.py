@@ -104,13 +104,18 @@ async def wait_caught_up(bootstrap: str, group: str, topic: str, targets: dict[i
 def fetch_view(api_url: str, timeout: float = 30.0) -> list[dict[str, Any]]:
     """GET /alliances (the whole view, every worker), with RADAR_API_TOKEN when set."""
     from shared.auth import bearer_headers
+    from shared.pages import every_row
     from shared.settings import auth
 
-    resp = httpx.get(f"{api_url.rstrip('/')}/alliances", timeout=timeout,
-                     headers=bearer_headers(auth().api_token))
-    if resp.status_code != 200:
-        raise RuntimeError(f"{resp.status_code} from {api_url}/alliances: {resp.text[:300]}")
-    return resp.json()["alliances"]
+    def get(params: dict[str, str]) -> dict[str, Any]:
+        resp = httpx.get(f"{api_url.rstrip('/')}/alliances", params=params, timeout=timeout,
+                         headers=bearer_headers(auth().api_token))
+        if resp.status_code != 200:
+            raise RuntimeError(f"{resp.status_code} from {api_url}/alliances: "
+                               f"{resp.text[:300]}")
+        return resp.json()
+
+    return every_row(get)
 
 
 def diff_views(live: list[dict[str, Any]], rebuilt: list[dict[str, Any]]) -> list[str]:

@@ -69,7 +69,7 @@ class ServiceProcess:
         if self.kind == "ingestor":
             urls = {"api": f"{self.base_url}/articles (POST)"} | urls
         if self.kind == "aggregator":
-            urls = {"api": f"{self.base_url}/alliances"} | urls
+            urls = {"page": f"{self.base_url}/", "api": f"{self.base_url}/alliances"} | urls
         return urls
 
     def start(self) -> None:

@@ -16,6 +16,11 @@ from typing import Any
 
 import spacy
 
+#: The cue whose words show each stage: the one highlighted in an evidence sentence.
+STAGE_CUES: dict[str, str] = {"rumored": "stage_hedge", "talks": "stage_talks",
+                              "agreed": "stage_agreed", "active": "stage_active",
+                              "failed": "stage_failed", "ended": "stage_ended"}
+
 
 @dataclass(frozen=True)
 class Cue:
@@ -82,6 +87,21 @@ class CueTable:
 
     def is_gate(self, text: str) -> bool:
         return bool(self.gate.search(text))
+
+    def cue_span(self, sentence: str, stage: str) -> tuple[int, int] | None:
+        """Where in `sentence` a cue fired, as offsets into it, for highlighting the
+        evidence: the cue of the reported `stage` ("in talks", "signed", "called off") when
+        it fires there, else the earliest gate cue (the words naming the cooperation, "joint
+        venture", "partner"); None when neither does. Reads the sentence only: it explains
+        a decision already made and changes none."""
+        own = self.by_name.get(STAGE_CUES.get(stage, ""))
+        match = own.pattern.search(sentence) if own is not None else None
+        if match is None:
+            found = [m for c in self.cues if c.gate and (m := c.pattern.search(sentence))]
+            match = min(found, key=lambda m: (m.start(), -m.end()), default=None)
+        if match is None or match.end() <= match.start():
+            return None
+        return match.start(), match.end()
 
     def areas_of(self, text: str) -> list[str]:
         return sorted(a.name for a in self.areas if a.pattern.search(text))

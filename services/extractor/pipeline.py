@@ -225,7 +225,11 @@ class Extractor:
         for sent in found.sentences[:3]:
             start = ctx.article_offset(sent.start_char)
             end = ctx.article_offset(sent.end_char)
-            evidence.append(Evidence(sentence=article.text[start:end], start=start, end=end))
+            sentence = article.text[start:end]
+            cue = self.cues.cue_span(sentence, found.stage)
+            evidence.append(Evidence(sentence=sentence, start=start, end=end,
+                                     cue_start=start + cue[0] if cue else None,
+                                     cue_end=start + cue[1] if cue else None))
         joined = " ".join(e.sentence for e in evidence)
         return PartnershipEvent(
             event_id=PartnershipEvent.make_event_id(article.article_id, parties),
@@ -238,6 +242,7 @@ class Extractor:
             attribution=self.attribution(joined),
             published_at=article.published_at,
             source=article.source,
+            article_url=article.url,
             ingested_at=article.fetched_at,
             extractor_version=self.version,
         )

@@ -15,6 +15,7 @@ from services.ingestor.dedup import Outcome
 from services.ingestor.documents import FOLDER_SUFFIXES
 from services.ingestor.feeds import FeedConfig
 from services.ingestor.fetch import FetchError
+from services.ingestor.fulltext import FullText
 from services.ingestor.seen import expire
 from services.ingestor.sources import Parsed
 from services.ingestor.wiring import Ingestor
@@ -88,9 +89,11 @@ async def _take_raw(ingestor: Ingestor, doc: RawDocument) -> Processed:
                                            f"{detail}"))
 
 
-def feed_publisher(ingestor: Ingestor) -> Callable[[list[Parsed], FeedConfig],
-                                                   Awaitable[int]]:
+def feed_publisher(ingestor: Ingestor, full_text: FullText | None = None
+                   ) -> Callable[[list[Parsed], FeedConfig], Awaitable[int]]:
     async def on_items(items: list[Parsed], feed: FeedConfig) -> int:
+        if feed.full_text and full_text is not None:
+            items = await full_text.enrich(items, feed.label, ingestor.judge)
         results = await ingestor.intake.take(items, "feed")
         return sum(r.status == Outcome.PUBLISHED for r in results)
 

@@ -7,6 +7,7 @@ edits and what the ingestor re-reads whenever it changes:
     url = "https://example.com/business.rss"
     name = "Example business"      # optional; metrics label and default source
     interval_s = 600                # optional; else RADAR_INGESTOR_FEED_INTERVAL_S
+    full_text = true                # optional; fetch each new item's page (fulltext.py)
 
 Each feed is fetched with a conditional GET (ETag / Last-Modified), parsed with feedparser
 after defusedxml has refused entity tricks, and its items go through the same intake as
@@ -50,6 +51,8 @@ class FeedConfig(BaseModel):
     name: str | None = Field(None, min_length=1, max_length=80,
                              description="Label in metrics and logs; default source of items.")
     interval_s: float | None = Field(None, gt=0, description="Poll interval of this feed.")
+    full_text: bool = Field(False, description="Fetch each new item's page for its full "
+                            "text (summary-only feeds; see fulltext.py).")
 
     @field_validator("url")
     @classmethod
@@ -94,6 +97,7 @@ def load_feeds(path: Path) -> list[FeedConfig]:
 def add_feed(path: Path, feed: FeedConfig) -> None:
     """Append a feed, keeping the file's comments and layout (tomlkit)."""
     import tomlkit
+    from tomlkit.items import AoT
 
     existing = load_feeds(path)
     if any(f.url == feed.url for f in existing):
@@ -106,12 +110,21 @@ def add_feed(path: Path, feed: FeedConfig) -> None:
         doc.add(tomlkit.comment("Feeds polled by the Alliance Radar ingestor "
                                 "(RADAR_INGESTOR_FEEDS_FILE); edit here or with `radar feeds`."))
     table = tomlkit.table()
-    for key, value in feed.model_dump(exclude_none=True).items():
+    for key, value in feed.model_dump(exclude_defaults=True).items():
         table.add(key, value)
     feeds = doc.get("feeds")
-    if feeds is None:
-        feeds = tomlkit.aot()
-        doc.add("feeds", feeds)
+    if not isinstance(feeds, AoT):
+        # `feeds = []` or `feeds = [{url = ...}]` (an inline array) becomes [[feeds]] tables:
+        # appending a table to an inline array writes a file TOML cannot read back.
+        tables = tomlkit.aot()
+        for inline in feeds or []:
+            kept = tomlkit.table()
+            kept.update(inline)
+            tables.append(kept)
+        if feeds is not None:
+            del doc["feeds"]
+        doc.add("feeds", tables)
+        feeds = tables
     feeds.append(table)
     _write(path, tomlkit.dumps(doc).replace("\n[[feeds]]", "\n\n[[feeds]]").replace(
         "\n\n\n[[feeds]]", "\n\n[[feeds]]"))

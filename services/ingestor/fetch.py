@@ -42,11 +42,13 @@ _SHARED = IPv4Network("100.64.0.0/10")  # carrier-grade NAT
 class FetchError(Exception):
     """A fetch that was refused or failed; `reason` is a short label."""
 
-    def __init__(self, reason: str, message: str, url: str = "") -> None:
+    def __init__(self, reason: str, message: str, url: str = "",
+                 status: int | None = None) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
         self.url = url
+        self.status = status  # the HTTP status, for reason http_status
 
     def __str__(self) -> str:
         return f"{self.url}: {self.message}" if self.url else self.message
@@ -173,7 +175,8 @@ class SafeFetcher:
                     return Fetched(current, 304, b"", etag=etag, last_modified=last_modified,
                                    redirects=tuple(redirects), downloaded_bytes=downloaded)
                 if not 200 <= response.status_code < 300:
-                    raise FetchError("http_status", f"HTTP {response.status_code}", current)
+                    raise FetchError("http_status", f"HTTP {response.status_code}", current,
+                                     status=response.status_code)
                 body, wire = await self._read_capped(response, current)
                 downloaded += wire
                 return Fetched(current, response.status_code, body,

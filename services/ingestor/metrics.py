@@ -31,6 +31,10 @@ FEED_POLL_SECONDS = Histogram("radar_ingestor_feed_poll_seconds", "Duration of o
 FEEDS = Gauge("radar_ingestor_feeds", "Feeds currently configured.")
 FEED_FAILURES = Gauge("radar_ingestor_feed_consecutive_failures", "Consecutive failed polls "
                       "of a feed (drives its backoff).", ["feed"])
+FULL_TEXT = Counter("radar_ingestor_full_text_total", "New items of full-text feeds by what "
+                    "fetching their page gave: full_text, or why the summary was kept "
+                    "(robots_disallowed, no_link, no_article_text, not_longer, a fetch "
+                    "refusal reason).", ["feed", "result"])
 SEEN = Gauge("radar_ingestor_seen_articles", "Stories in the dedup window.")
 SEEN_REPLAYED = Counter("radar_ingestor_seen_replayed_total", "news.seen.v1 records read "
                         "(start-up replay and live tail), by result (applied, tombstone, "

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from services.ingestor.doors import expire_loop, feed_publisher, inbox_handler, watch_folder
 from services.ingestor.feeds import FeedPoller
+from services.ingestor.fulltext import FullText, HostPacer
 from services.ingestor.http_api import http_app
 from services.ingestor.wiring import SERVICE, Ingestor
 from shared import logs, metrics
@@ -42,7 +43,9 @@ async def run(settings: IngestorSettings, kafka: KafkaSettings, topics: TopicSet
               auth: AuthSettings) -> None:
     ingestor = Ingestor.from_settings(settings, kafka, topics)
     await ingestor.open()
-    poller = FeedPoller(settings.feeds_file, ingestor.fetcher, feed_publisher(ingestor),
+    full_text = FullText(ingestor.fetcher, HostPacer(settings.full_text_host_interval_s))
+    poller = FeedPoller(settings.feeds_file, ingestor.fetcher,
+                        feed_publisher(ingestor, full_text),
                         default_interval=settings.feed_interval_s,
                         max_backoff=settings.feed_max_backoff_s)
     inbox = StreamProcessor(service=SERVICE, kafka=kafka, input_topic=topics.inbox,

@@ -95,7 +95,7 @@ async def test_changes_exactly_when_the_stage_changes_and_state_after_each(
 
 def test_list_filters_and_bad_parameters(api: str) -> None:
     def ids(**params) -> list[str]:
-        resp = httpx.get(f"{api}/alliances", params=params)
+        resp = httpx.get(f"{api}/alliances", params={"limit": 1000} | params)
         assert resp.status_code == 200, resp.text
         listed = AllianceList.model_validate_json(resp.content)
         assert listed.partitions == [0, 1, 2, 3] and listed.count == len(listed.alliances)
@@ -106,10 +106,15 @@ def test_list_filters_and_bad_parameters(api: str) -> None:
     assert ids(company="APITEST ALPHA", stage="Talks") == []
     assert ids(since="2024-01-20") == [BE, AB]
     assert ids(since="2024-01-20T00:00:01Z") == [BE]
+    assert ids(company="Apitest Beta", until="2024-01-20") == [AB]
+    assert ids(company="Apitest Alpha", since="2024-01-10", until="2024-01-10") == [ADG]
     for params, message in [({"since": "last week"}, "since must be an ISO date"),
                             ({"stage": "merged"}, "unknown stage"),
                             ({"compnay": "x"}, "unknown query parameter"),
-                            ({"scope": "galaxy"}, "scope")]:
+                            ({"scope": "galaxy"}, "scope"),
+                            ({"until": "soon"}, "until must be an ISO date"),
+                            ({"limit": "0"}, "limit must be"), ({"limit": "x"}, "limit must"),
+                            ({"cursor": "bm9wZQ"}, "cursor")]:
         resp = httpx.get(f"{api}/alliances", params=params)
         assert resp.status_code == 400 and message in resp.json()["error"], params
         assert httpx.get(f"{api}/graph", params=params).status_code == 400
@@ -184,6 +189,87 @@ def test_openapi_document_is_served_and_every_documented_get_answers(api: str) -
     served = httpx.get(f"{api}/openapi.json")
     assert served.status_code == 200 and served.json() == openapi_document()
     examples = {"alliance_id": AB, "name": "Apitest Beta"}
-    for path in served.json()["paths"]:
-        resp = httpx.get(api + path.format(**examples))
+    for path, item in served.json()["paths"].items():
+        if "text/event-stream" in item["get"]["responses"]["200"]["content"]:
+            continue  # endless: tests/integration/test_change_stream.py
+        required = {p["name"]: p["example"] for p in item["get"].get("parameters", [])
+                    if p.get("required") and p["in"] == "query"}
+        resp = httpx.get(api + path.format(**examples), params=required)
         assert resp.status_code == 200, (path, resp.text[:200])
+
+
+def page_all(api: str, path: str, params: dict) -> list[dict]:
+    """Every page of `path`, following next_cursor."""
+    pages, cursor = [], None
+    while True:
+        resp = httpx.get(f"{api}{path}", params=params | ({"cursor": cursor} if cursor else {}))
+        assert resp.status_code == 200, resp.text
+        pages.append(resp.json())
+        cursor = pages[-1]["next_cursor"]
+        if cursor is None:
+            return pages
+        assert len(pages) < 500
+
+
+def test_paging_lists_the_whole_view_once_in_order(api: str) -> None:
+    whole = httpx.get(f"{api}/alliances", params={"limit": 1000}).json()
+    assert whole["next_cursor"] is None
+    pages = page_all(api, "/alliances", {"limit": 2})
+    assert all(p["count"] == 2 for p in pages[:-1]) and len(pages) >= 2
+    assert [a for p in pages for a in p["alliances"]] == whole["alliances"]
+    beta = page_all(api, "/alliances", {"limit": 1, "company": "Apitest Beta"})
+    assert [[a["alliance_id"] for a in p["alliances"]] for p in beta] == [[BE], [AB]]
+    # a cursor belongs to its filters
+    foreign = httpx.get(f"{api}/alliances", params={"cursor": pages[0]["next_cursor"],
+                                                     "company": "Apitest Beta"})
+    assert foreign.status_code == 400 and "other filters" in foreign.json()["error"]
+    # /graph without company pages the same list
+    graphs = page_all(api, "/graph", {"limit": 2})
+    assert [sorted({e["alliance_id"] for e in g["edges"]}) for g in graphs] == [
+        sorted(a["alliance_id"] for a in p["alliances"]) for p in pages]
+
+
+def test_graph_walks_from_a_company_to_depth_within_limit(api: str) -> None:
+    def graph(**params) -> dict:
+        resp = httpx.get(f"{api}/graph", params=params)
+        assert resp.status_code == 200, resp.text
+        return resp.json()
+
+    two = graph(company="apitest-alpha", depth=2)
+    assert sorted({e["alliance_id"] for e in two["edges"]}) == [AB, ADG, BE]
+    assert "apitest-epsilon" in {n["id"] for n in two["nodes"]} and not two["truncated"]
+    assert {e["alliance_id"] for e in graph(company="apitest-epsilon", depth=2)["edges"]} == \
+        {BE, AB}
+    one = graph(company="apitest-alpha", depth=3, limit=1)
+    assert [e["alliance_id"] for e in one["edges"]] == [AB] and one["truncated"]
+    staged = graph(company="apitest-alpha", depth=2, stage="active")
+    assert {e["alliance_id"] for e in staged["edges"]} == {ADG}
+    for params, message in [({"company": "apitest-alpha", "depth": 4}, "depth must be"),
+                            ({"depth": 2}, "give company"),
+                            ({"company": "apitest-alpha", "cursor": "x"}, "cursor pages")]:
+        resp = httpx.get(f"{api}/graph", params=params)
+        assert resp.status_code == 400 and message in resp.json()["error"], params
+
+
+def test_company_type_ahead(api: str) -> None:
+    def names(**params) -> list[str]:
+        resp = httpx.get(f"{api}/companies", params=params)
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        assert body["partitions"] == [0, 1, 2, 3]
+        return [(c["name"], c["key"], c["alliance_count"]) for c in body["companies"]]
+
+    def settled() -> list | None:
+        found = names(q="apitest")
+        return found if len(found) == 5 and found[0][2] == 2 else None
+
+    found = wait_until(settled, 30, message="the test companies in the type-ahead")
+    assert found == [("Apitest Alpha", "apitest-alpha", 2), ("Apitest Beta", "apitest-beta", 2),
+                     ("Apitest Delta", "apitest-delta", 1),
+                     ("Apitest Epsilon", "apitest-epsilon", 1),
+                     ("Apitest Gamma", "apitest-gamma", 1)]
+    assert names(q="APITEST E") == names(q="apitest-e") == [found[3]]
+    assert names(q="apitest", limit=2) == found[:2]
+    assert names(q="apitest-zzz") == []
+    for params in ({}, {"q": " "}, {"q": "a", "limit": 101}, {"q": "a", "x": 1}):
+        assert httpx.get(f"{api}/companies", params=params).status_code == 400, params

@@ -121,6 +121,23 @@ def test_two_workers_share_partitions_route_queries_and_survive_a_kill(cluster: 
     before = wait_until(lambda: complete(a), 60, 0.2, "the whole view from worker a")
     assert answer(f"{b.base_url}/alliances").json() == before, "both gather the same view"
 
+    # Paging: each worker lists its first `limit` after the cursor, the merge keeps the
+    # first `limit`; following next_cursor from either worker gives the view once, in order.
+    for worker in (a, b):
+        listed, cursor = [], None
+        while True:
+            page = answer(f"{worker.base_url}/alliances?limit=3"
+                          + (f"&cursor={cursor}" if cursor else "")).json()
+            assert page["count"] <= 3 and page["partitions"] == list(range(PARTITIONS))
+            listed += page["alliances"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert listed == before["alliances"]
+    wait_until(lambda: sorted(c["key"] for c in answer(
+        f"{b.base_url}/companies?q=scale&limit=100").json()["companies"]) == sorted(
+        f"scale{i}-corp" for i in range(11)), 30, 0.2, "every company in the type-ahead")
+
     # Single-key queries reach the owner, whichever worker is asked.
     urls = {p: (a.base_url if p in parts_a else b.base_url) for p in range(PARTITIONS)}
     owners_used = set()

@@ -1,8 +1,8 @@
 """Who may call the HTTP APIs: with RADAR_INGESTOR_TOKEN set the ingestor's write endpoints
 answer 401 without `Authorization: Bearer <token>`; with RADAR_API_TOKEN set so does the
-aggregator's query API (and Faust's own pages); /metrics and /health (and /openapi.json)
-stay open; `radar alliances` sends the token from the same settings. Real processes on the
-embedded broker, with topics and an app id of their own."""
+aggregator's query API (and Faust's own pages); /metrics and /health (and /openapi.json, and
+the alliance page's own files) stay open; `radar alliances` sends the token from the same
+settings. Real processes on the embedded broker, with topics and an app id of their own."""
 
 from __future__ import annotations
 
@@ -138,7 +138,7 @@ async def test_query_api_needs_the_token_and_ops_stay_open(aggregator: ServicePr
 
     assert wait_until(listed, 60, 0.3, "the alliance") == ["lattice+quorum"]
     for path in ("/alliances", "/alliances/lattice+quorum", "/alliances/lattice+quorum/history",
-                 "/companies/Quorum", "/graph", "/", "/table/alliances/", "/router/"):
+                 "/companies/Quorum", "/graph", "/table/alliances/", "/router/"):
         missing = httpx.get(api + path, timeout=10)
         assert missing.status_code == 401, path
         assert missing.headers["WWW-Authenticate"] == 'Bearer realm="radar-query-api"'
@@ -150,9 +150,13 @@ async def test_query_api_needs_the_token_and_ops_stay_open(aggregator: ServicePr
     # Faust's raw table and routing pages are off altogether.
     assert httpx.get(f"{api}/table/alliances/", headers=bearer(READ_TOKEN),
                      timeout=10).status_code == 404
-    for path in ("/health", "/metrics", "/openapi.json"):
+    # The alliance page holds no data (its data calls carry the token): open, like /health;
+    # only the page's own files are.
+    for path in ("/health", "/metrics", "/openapi.json", "/", "/static/app.js"):
         assert httpx.get(api + path, timeout=5).status_code == 200, path
-    assert unauthorized(aggregator, "missing") >= 8
+    for path in ("/static/../views.py", "/static/vendor", "/static/missing.js"):
+        assert httpx.get(api + path, timeout=5).status_code in (401, 404), path
+    assert unauthorized(aggregator, "missing") >= 7
 
     cli = env | {"RADAR_API_URL": api}
     shown = subprocess.run([radar_bin, "alliances", "--json"], env=cli, capture_output=True,

@@ -30,7 +30,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from services.cli.stack import ServiceProcess
 from shared.broker import free_port
 from shared.contracts import ArticleEvent, DeadLetter, RawDocument
-from tests.helpers import TopicReader, async_wait_until, produce, valid, wait_until
+from tests.helpers import (
+    TopicReader,
+    alive_and_healthy,
+    async_wait_until,
+    produce,
+    running_ingestor,
+    valid,
+    wait_until,
+)
 from tests.unit.test_ingest_fetch import LocalSite, redirect
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "ingest"
@@ -74,19 +82,8 @@ def env(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, s
 
 @pytest.fixture(scope="module")
 def ingestor(env: dict[str, str]) -> Iterator[ServiceProcess]:
-    svc = ServiceProcess("ingestor", int(env["RADAR_INGESTOR_PORT"]), "127.0.0.1",
-                         Path(env["RUN_DIR"]) / "ingestor.log", env)
-    svc.start()
-    try:
-        wait_until(lambda: _alive_and_healthy(svc), 60, 0.1, "ingestor ready")
+    with running_ingestor(env) as svc:
         yield svc
-    finally:
-        svc.stop()
-
-
-def _alive_and_healthy(svc: ServiceProcess) -> bool:
-    assert svc.alive(), svc.tail()
-    return svc.healthy()
 
 
 @pytest.fixture
@@ -134,7 +131,7 @@ async def test_duplicates_stay_duplicates_after_a_restart(ingestor: ServiceProce
 
     ingestor.kill(signal.SIGKILL)  # no clean shutdown: what is acked is all there is
     ingestor.start()
-    wait_until(lambda: _alive_and_healthy(ingestor), 60, 0.1, "ingestor ready again")
+    wait_until(lambda: alive_and_healthy(ingestor), 60, 0.1, "ingestor ready again")
     assert metric(ingestor, "radar_ingestor_seen_replayed_total", result="applied") >= 1
     again = post(ingestor, story).json()
     assert (again["published"], again["duplicate"]) == (0, 1)

@@ -174,11 +174,21 @@ def test_openapi_document_is_valid_and_documents_every_endpoint():
     validate(doc)
     assert doc["openapi"].startswith("3.")
     assert set(doc["paths"]) == {"/alliances", "/alliances/{alliance_id}",
-                                 "/alliances/{alliance_id}/history", "/companies/{name}",
-                                 "/graph", "/health", "/metrics", "/openapi.json"}
-    params = {p["name"] for p in doc["paths"]["/alliances"]["get"]["parameters"]}
-    assert params == {"company", "stage", "since", "scope"}
-    for path in ("/alliances", "/graph"):
+                                 "/alliances/{alliance_id}/history", "/companies",
+                                 "/companies/{name}", "/graph", "/changes/stream",
+                                 "/health", "/metrics", "/openapi.json"}
+
+    def params(path):
+        return {p["name"] for p in doc["paths"][path]["get"]["parameters"]}
+
+    assert params("/alliances") == {"company", "stage", "since", "until", "as_of", "limit",
+                                    "cursor", "scope", "companies"}
+    assert params("/graph") == {"company", "depth", "stage", "since", "until", "as_of",
+                                "limit", "cursor"}
+    assert params("/companies") == {"q", "limit", "scope"}
+    assert "next_cursor" in doc["components"]["schemas"]["AllianceList"]["properties"]
+    assert "next_cursor" in doc["components"]["schemas"]["Graph"]["properties"]
+    for path in ("/alliances", "/graph", "/companies"):
         assert "400" in doc["paths"][path]["get"]["responses"]
     for path in ("/alliances/{alliance_id}", "/companies/{name}"):
         assert "404" in doc["paths"][path]["get"]["responses"]

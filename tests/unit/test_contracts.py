@@ -91,3 +91,27 @@ def test_every_wire_model_has_schema_version_and_descriptions():
         assert model.model_fields["schema_version"].default == 1
     for name, field in AllianceChange.model_fields.items():
         assert field.description, f"AllianceChange.{name} has no description"
+
+
+def test_evidence_cue_offsets_are_optional_and_inside_the_sentence():
+    text = "Markets were calm. Nissan and Honda are in talks."
+    ev = Evidence(sentence=text[19:], start=19, end=len(text), cue_start=40, cue_end=48)
+    assert ev.cue == "in talks"
+    assert Evidence(sentence="x", start=0, end=1).cue is None
+    for bad in ({"cue_start": 18, "cue_end": 25},   # before the sentence
+                {"cue_start": 40, "cue_end": 60},   # past its end (49)
+                {"cue_start": 40, "cue_end": 40},   # empty
+                {"cue_start": 40}):                 # half a span
+        with pytest.raises(ValidationError):
+            Evidence(sentence=text[19:], start=19, end=len(text), **bad)
+
+
+def test_records_written_before_the_cue_and_url_fields_still_validate():
+    """The fields are additive (schema_version stays 1): an old record reads as unknown."""
+    old = event(["Honda", "Nissan"]).model_dump(mode="json")
+    del old["article_url"]
+    for e in old["evidence"]:
+        del e["cue_start"], e["cue_end"]
+    read = PartnershipEvent.model_validate(old)
+    assert read.article_url is None and read.evidence[0].cue_start is None
+    assert read.schema_version == 1

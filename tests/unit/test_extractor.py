@@ -146,3 +146,47 @@ def test_brands_belong_to_their_owner_of_the_day():
     assert reg.brand_owner("Jeep", "1987-03-01") is None  # AMC's until August 1987
     assert reg.brand_owner("Jeep", "1990-01-01") == "Chrysler"
     assert reg.brand_owner("Mercedes-Benz", "1987-03-01") == "Daimler-Benz"
+
+
+@pytest.mark.parametrize(("text", "cue"), [
+    # the stage's own cue, where it fires in the evidence sentence
+    ("Markets were calm. Honda Motor Co and Nissan Motor Co signed an agreement to "
+     "jointly develop electric vehicles.", "signed"),
+    ("Intel Corp is considering a chip packaging tie-up with Samsung, people familiar with "
+     "the matter said.", "considering"),
+    ("Ford Motor Co and Volkswagen AG signed an agreement on Tuesday to build commercial "
+     "vans together.", "signed"),
+])
+def test_evidence_carries_the_cue_that_fired(extractor, text, cue):
+    [event] = extractor.extract(article(text))
+    ev = event.evidence[0]
+    assert ev.start <= ev.cue_start < ev.cue_end <= ev.end
+    assert text[ev.cue_start:ev.cue_end] == ev.cue == cue
+
+
+def test_cue_offsets_on_the_demo_articles_point_at_cue_words(extractor):
+    """Every evidence sentence of the demo feed has a cue (a gate cue chose it), its offsets
+    lie inside the sentence and the article text there matches a cue of the table."""
+    articles = [article_from_mapping(json.loads(line), where="demo", default_source="demo")
+                for line in (ROOT / "services/cli/samples/demo_articles.jsonl").open()]
+    cues = extractor.cues
+    checked = 0
+    for art, events in zip(articles, extractor.extract_many(articles), strict=True):
+        for event in events:
+            assert event.article_url == art.url
+            for ev in event.evidence:
+                assert ev.cue_start is not None, ev.sentence
+                words = art.text[ev.cue_start:ev.cue_end]
+                assert words == ev.cue and words.strip()
+                assert any(c.pattern.fullmatch(words) for c in cues.cues), words
+                checked += 1
+    assert checked >= 10
+
+
+def test_cue_span_prefers_the_stage_cue_then_the_earliest_gate_cue(extractor):
+    cues = extractor.cues
+    sentence = "Acme and Bolt formed a joint venture after long talks."
+    assert sentence[slice(*cues.cue_span(sentence, "agreed"))] == "formed"
+    # no `ended` cue in the sentence: the first gate cue
+    assert sentence[slice(*cues.cue_span(sentence, "ended"))] == "joint venture"
+    assert cues.cue_span("Shares rose on Monday.", "talks") is None

@@ -185,3 +185,17 @@ def test_a_change_is_emitted_exactly_when_the_stage_changes(events, data):
         else:
             assert change is None
         state = new or state
+
+
+def test_article_url_and_cue_are_carried_into_history_and_changes():
+    text = "Honda and Nissan are in talks."
+    event = PartnershipEvent(
+        event_id="e1", article_id="a1", parties=PAIR, stage="talks", confidence=0.7,
+        published_at=T0, article_url="https://news.example/a1",
+        evidence=[Evidence(sentence=text, start=0, end=len(text), cue_start=21,
+                           cue_end=29)])
+    state, change = apply(None, event)
+    assert state.observations[0].article_url == "https://news.example/a1"
+    [transition] = state.history
+    assert transition.article_url == change.article_url == "https://news.example/a1"
+    assert transition.evidence[0].cue == change.evidence[0].cue == "in talks"
