@@ -41,6 +41,8 @@ RULES: dict[str, list[tuple[str, str]]] = {
         ("JSON out (model_dump_json)", r"model_dump_json|to_bytes"),
         ("Kafka client (aiokafka)", r"aiokafka/"),
         ("HTTP server (aiohttp)", r"aiohttp/"),
+        ("metrics", r"prometheus_client/"),
+        ("logging", r"logging/"),
     ],
     "extractor": [
         ("our spaCy components (companies, candidates, partnership model)",
@@ -49,7 +51,7 @@ RULES: dict[str, list[tuple[str, str]]] = {
          r"\b(prepare|is_candidate) \([^)]*extractor/pipeline\.py"),
         ("spaCy parse (tagger, parser, NER)", r"spacy/|thinc/|numpy"),
         ("events out (to_event, evidence)", r"to_event|attribution"),
-        ("copying articles/events between processes (pickle)",
+        ("process/thread pool plumbing (pickle, futures)",
          r"multiprocessing/|concurrent/futures|pickle"),
         ("JSON in/out (pydantic)", r"model_validate_json|model_dump_json|to_bytes|decode \("),
         ("Kafka client (aiokafka)", r"aiokafka/"),
@@ -57,11 +59,12 @@ RULES: dict[str, list[tuple[str, str]]] = {
     "aggregator": [
         ("stage fold and change (state.py)", r"aggregator/state\.py"),
         ("company index", r"aggregator/index\.py"),
+        ("list index (listing.py)", r"aggregator/listing\.py"),
+        ("JSON in/out (pydantic)", r"model_validate_json|model_dump_json|to_bytes"),
         ("agents (our code)", r"aggregator/agents\.py|aggregator/fence\.py"),
         ("tables and changelog (Faust)", r"faust/tables|faust/stores"),
-        ("JSON in/out (pydantic)", r"model_validate_json|model_dump_json|to_bytes"),
-        ("Faust streams and transport", r"faust/|mode/"),
         ("Kafka client (aiokafka)", r"aiokafka/"),
+        ("Faust streams and transport", r"faust/|mode/"),
     ],
 }
 OTHER = "other (event loop, logging, metrics, ...)"
@@ -96,6 +99,11 @@ def markdown(per_service: dict[str, Counter[str]], articles: int, rate: int,
     return "\n".join(lines)
 
 
+def collect(folder: Path) -> dict[str, Counter[str]]:
+    return {name: buckets((folder / f"{name}.stacks").read_text(), RULES[name])
+            for name in ("ingestor", "extractor", "aggregator")}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.profile",
                                      description=__doc__.split("\n")[0])
@@ -103,7 +111,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
     parser.add_argument("--seed", type=int, default=1987)
     parser.add_argument("--run-dir", help="logs and raw stacks (default: a temp dir)")
+    parser.add_argument("--stacks", nargs=2, metavar=("DIR", "SECONDS"),
+                        help="only sort the raw stacks of an earlier run (its --run-dir and "
+                        "its seconds, with --articles and --rate as then)")
     args = parser.parse_args(argv)
+    if args.stacks:
+        folder, seconds = Path(args.stacks[0]), float(args.stacks[1])
+        print(markdown(collect(folder), args.articles, args.rate, seconds))
+        return 0
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(spy).exists():
         print("py-spy is not installed: pip install py-spy", file=sys.stderr)
@@ -139,9 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"py-spy on {name} wrote nothing: {err.decode()[-500:]}",
                       file=sys.stderr)
                 return 1
-    per_service = {name: buckets((run_dir / f"{name}.stacks").read_text(), RULES[name])
-                   for name in ("ingestor", "extractor", "aggregator")}
-    print(markdown(per_service, len(articles), args.rate, seconds))
+    print(markdown(collect(run_dir), len(articles), args.rate, seconds))
     return 0
 
 
