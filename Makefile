@@ -83,8 +83,8 @@ FUZZ_TESTS := tests/unit/test_fuzz_doors.py tests/integration/test_fuzz_topics.p
 fuzz: install ## Hostile input at every door: 10,000 cases each (over an hour on 2 cores)
 	RADAR_FUZZ=full $(BIN)/pytest $(FUZZ_TESTS) -q --timeout=3600 $(PYTEST_ARGS)
 
-bench: install ## Benchmark: throughput, latency at 50 articles/s, extractor speed, memory
-	$(BIN)/python -m bench $(BENCH_ARGS)
+bench: install ## Benchmark: throughput, latency at 50 articles/s, extractor speed, memory (QUICK=1: under 2 min)
+	$(BIN)/python -m bench $(if $(QUICK),--quick) $(BENCH_ARGS)
 
 .PHONY: backfill-bench
 backfill-bench: install ## Backfill every Reuters-21578 TRAIN article into a fresh stack (about 15 min)

@@ -13,7 +13,18 @@ Figures (all on this machine, with whatever else runs on it):
 - extractor_articles_per_s / full_parse_articles_per_s: `Extractor.extract_many` in batches
   of 32 vs `nlp.pipe` of the plain model over the same texts, in this process
   (bench/extraction.py), with words/s and the ratio;
-- rss_mb_<service>: peak resident memory (VmHWM) of each service process and the broker.
+- rss_mb_<service>: peak resident memory (VmHWM) of each service process and the broker
+  (extractor_worker: the largest extractor worker process);
+- pool_articles_per_s: the extractor pool (worker processes, one per core) over the same
+  texts as the extractor; pipeline_vs_full_parse: pipeline articles/s over the full parse's,
+  both medians of this invocation;
+- latency_ms_p99_at_capacity80: p99 at 80 % of the measured pipeline capacity;
+- scaling_articles_per_s: pipeline throughput with 1, 2, 4 extractor processes (each a fresh
+  stack).
+
+Every throughput figure is the median of --repeats runs in this invocation, with `_min` and
+`_max` keys beside it. `--quick` (`make bench QUICK=1`) is the day-to-day size: one pipeline
+run, small streams, no scaling, under two minutes.
 """
 
 from __future__ import annotations
@@ -33,7 +44,7 @@ from rich.table import Table
 from bench.corpus import Article, news_mix, synthetic_articles
 from bench.extraction import measure
 from bench.pipeline import Bench
-from bench.stats import percentile, rounded
+from bench.stats import percentile, rounded, shown, spread, spread_figures
 from shared.settings import ExtractorSettings, load
 
 TARGET_ARTICLES_PER_S = 100.0
@@ -55,11 +66,20 @@ def latency_stream(background: list[Article], count: int, share: float,
     return picked
 
 
+def latency_figures(lat: Any, tag: str) -> tuple[dict[str, Any], list[float], list[float]]:
+    ms = [s * 1000 for s in lat.seconds_from_fetch]
+    ms_http = [s * 1000 for s in lat.seconds_from_request]
+    return ({**{f"latency_ms_p{q}_at_{tag}": rounded(percentile(ms, q)) for q in (50, 95, 99)},
+             f"latency_samples_at_{tag}": len(ms)}, ms, ms_http)
+
+
 def run_pipeline(args: argparse.Namespace, warmup: list[Article],
-                 latency_articles: list[Article], throughput_articles: list[Article],
-                 console: Console) -> dict[str, Any]:
+                 latency_articles: list[Article], throughput_runs: list[list[Article]],
+                 capacity_pool: list[Article], console: Console) -> dict[str, Any]:
     """Start the stack (outside any event loop: the broker's start-up runs its own), then
-    measure inside one."""
+    measure inside one: latency at the fixed rate, throughput `len(throughput_runs)` times
+    (fresh articles each time: the ingestor drops repeats), latency at 80 % of the measured
+    capacity."""
     run_dir = Path(args.run_dir or tempfile.mkdtemp(prefix="radar-bench-"))
     console.print(f"starting broker and services (logs in {run_dir}/logs)")
     with Bench(run_dir) as bench:
@@ -71,96 +91,173 @@ def run_pipeline(args: argparse.Namespace, warmup: list[Article],
                               f"{args.latency_batch} per request")
                 latency = await bench.latency(latency_articles, args.rate,
                                               batch=args.latency_batch)
-                console.print(f"throughput: {len(throughput_articles)} articles, as fast as "
-                              "the ingestor takes them")
-                throughput = await bench.throughput(throughput_articles)
-                return {"latency": latency, "throughput": throughput,
-                        "rss": bench.peak_rss_mb()}
+                throughputs = []
+                for n, articles in enumerate(throughput_runs, 1):
+                    console.print(f"throughput {n}/{len(throughput_runs)}: {len(articles)} "
+                                  "articles, as fast as the ingestor takes them")
+                    throughputs.append(await bench.throughput(articles))
+                capacity = spread([t.articles_per_s for t in throughputs])[0]
+                at_capacity = None
+                if args.capacity_seconds > 0 and capacity == capacity:
+                    rate = args.capacity_share * capacity
+                    count = min(len(capacity_pool), int(rate * args.capacity_seconds))
+                    console.print(f"latency at {args.capacity_share:.0%} of capacity: {count} "
+                                  f"articles at {rate:.1f}/s")
+                    at_capacity = await bench.latency(capacity_pool[:count], rate)
+                return {"latency": latency, "throughputs": throughputs,
+                        "at_capacity": at_capacity, "rss": bench.peak_rss_mb()}
             finally:
                 await bench.close()
 
         return asyncio.run(measure_all())
 
 
+def run_scaling(args: argparse.Namespace, warmup: list[Article], articles: list[Article],
+                console: Console) -> dict[int, float]:
+    """Pipeline throughput with 1, 2, 4 ... extractor processes, a fresh stack for each."""
+    out: dict[int, float] = {}
+    base = Path(args.run_dir or tempfile.mkdtemp(prefix="radar-bench-scaling-"))
+    for processes in args.scaling:
+        console.print(f"scaling: {processes} extractor process(es), {len(articles)} articles")
+        with Bench(base / f"processes-{processes}",
+                   env={"RADAR_EXTRACTOR_PROCESSES": str(processes)}) as bench:
+            async def one() -> float:
+                try:
+                    await bench.warm_up(warmup)
+                    return (await bench.throughput(articles)).articles_per_s
+                finally:
+                    await bench.close()
+
+            out[processes] = asyncio.run(one())
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--articles", type=int, default=3000,
-                        help="articles for the end-to-end throughput run")
+    parser.add_argument("--articles", type=int, default=2000,
+                        help="articles per end-to-end throughput run")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="runs per throughput figure (the median is reported)")
     parser.add_argument("--rate", type=float, default=50.0, help="offered load, articles/s")
-    parser.add_argument("--latency-seconds", type=float, default=30.0)
-    parser.add_argument("--latency-partnership-share", type=float, default=0.1)
+    parser.add_argument("--latency-seconds", type=float, default=70.0,
+                        help="length of the latency run (70 s at 50/s with half partnership "
+                        "stories gives over 1,000 samples)")
+    parser.add_argument("--latency-partnership-share", type=float, default=0.5,
+                        help="share of generated partnership stories in the latency stream "
+                        "(each yields a change: the latency samples)")
     parser.add_argument("--latency-batch", type=int, default=1,
                         help="articles per request in the latency run (1: one at a time)")
-    parser.add_argument("--extractor-articles", type=int, default=1000,
+    parser.add_argument("--capacity-share", type=float, default=0.8,
+                        help="offered load of the second latency run, as a share of the "
+                        "measured pipeline throughput")
+    parser.add_argument("--capacity-partnership-share", type=float, default=0.1,
+                        help="share of partnership stories in that run: close to the news "
+                        "mix the capacity was measured on (stories are parsed, most news "
+                        "is not)")
+    parser.add_argument("--capacity-seconds", type=float, default=20.0,
+                        help="length of that run (0: skip it)")
+    parser.add_argument("--scaling", type=lambda s: [int(x) for x in s.split(",") if x],
+                        default=[1, 2, 4],
+                        help="extractor process counts to measure throughput with (a fresh "
+                        "stack each; empty: skip)")
+    parser.add_argument("--extractor-articles", type=int, default=600,
                         help="articles for the in-process extractor vs full-parse run")
     parser.add_argument("--warmup", type=int, default=40)
     parser.add_argument("--seed", type=int, default=1987)
     parser.add_argument("--only", choices=("all", "extraction", "pipeline"), default="all")
+    parser.add_argument("--quick", action="store_true",
+                        help="day-to-day size (make bench QUICK=1): one pipeline run, short "
+                        "streams, no scaling; under two minutes")
     parser.add_argument("--profile", action="store_true",
                         help="print cProfile's top functions of the extractor run")
     parser.add_argument("--run-dir", help="where the stack's logs go (default: a temp dir)")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.articles, args.repeats, args.latency_seconds = 600, 1, 10.0
+        args.capacity_seconds, args.scaling, args.extractor_articles = 6.0, [], 150
     console = Console(stderr=False)
     model = load(ExtractorSettings).model
 
     latency_count = int(args.latency_seconds * args.rate)
-    mix, origin = news_mix(latency_count + args.articles, args.seed)
-    throughput_articles = mix[latency_count:]
+    capacity_count = int(args.capacity_seconds * 120) if args.capacity_seconds > 0 else 0
+    mix, origin = news_mix(latency_count + args.articles * args.repeats + capacity_count,
+                           args.seed)
     latency_articles = latency_stream(mix[:latency_count], latency_count,
                                       args.latency_partnership_share, args.seed)
+    at = latency_count
+    throughput_runs = []
+    for _ in range(args.repeats):
+        throughput_runs.append(mix[at:at + args.articles])
+        at += args.articles
+    capacity_pool = latency_stream(mix[at:], len(mix) - at, args.capacity_partnership_share,
+                                   args.seed + 3)
     warmup = synthetic_articles(args.warmup, seed=args.seed + 7, partnership_share=0.5,
                                 id_prefix="warmup")
     console.print(f"news mix: {origin}")
-    figures: dict[str, Any] = {"corpus": origin}
+    figures: dict[str, Any] = {"corpus": origin, "repeats": args.repeats, "quick": args.quick}
     table = Table(title="Alliance Radar benchmark", show_lines=False)
     table.add_column("figure")
-    table.add_column("value", justify="right")
+    table.add_column("value (median \\[min-max])", justify="right")
     table.add_column("note")
+    full_parse: list[float] = []
 
     if args.only in ("all", "extraction"):
-        texts = throughput_articles[:args.extractor_articles]
-        console.print(f"extraction: {len(texts)} articles, extractor then plain nlp.pipe "
-                      f"({model})")
-        ex, report = measure(texts, model, profile=args.profile)
+        texts = throughput_runs[0][:args.extractor_articles]
+        console.print(f"extraction: {len(texts)} articles x {max(args.repeats, 3)}, extractor "
+                      f"then plain nlp.pipe ({model}), then the extractor pool")
+        ex, report = measure(texts, model, repeats=max(args.repeats, 3), profile=args.profile)
+        full_parse = ex.full_parse_articles_per_s
         figures |= {
-            "extractor_articles_per_s": rounded(ex.extractor_articles_per_s),
-            "full_parse_articles_per_s": rounded(ex.full_parse_articles_per_s),
-            "extractor_words_per_s": rounded(ex.extractor_words_per_s, 0),
-            "full_parse_words_per_s": rounded(ex.full_parse_words_per_s, 0),
-            "extractor_vs_full_parse": rounded(ex.speedup, 2),
+            **spread_figures("extractor_articles_per_s", ex.extractor_articles_per_s),
+            **spread_figures("full_parse_articles_per_s", full_parse),
+            "extractor_words_per_s": rounded(spread(ex.per_s(ex.extractor_seconds, True))[0],
+                                             0),
+            "full_parse_words_per_s": rounded(spread(ex.per_s(ex.full_parse_seconds,
+                                                              True))[0], 0),
+            **spread_figures("extractor_vs_full_parse", ex.speedups, 2),
+            **spread_figures("pool_articles_per_s", ex.pool_articles_per_s),
+            "pool_processes": ex.pool_processes,
         }
-        table.add_row("extractor articles/s", f"{ex.extractor_articles_per_s:,.1f}",
+        table.add_row("extractor articles/s", shown(ex.extractor_articles_per_s),
                       f"{ex.articles} articles, {ex.words:,} words, "
                       f"{ex.articles_with_events} with events")
-        table.add_row("full parse articles/s", f"{ex.full_parse_articles_per_s:,.1f}",
+        table.add_row("full parse articles/s", shown(full_parse),
                       f"plain nlp.pipe of {model}")
-        table.add_row("extractor words/s", f"{ex.extractor_words_per_s:,.0f}", "")
-        table.add_row("full parse words/s", f"{ex.full_parse_words_per_s:,.0f}", "")
-        table.add_row("extractor / full parse", f"{ex.speedup:.2f}x", "speed ratio")
+        table.add_row("extractor / full parse", shown(ex.speedups, ".2f"),
+                      "speed ratio, per repeat")
+        table.add_row("extractor pool articles/s", shown(ex.pool_articles_per_s),
+                      f"{ex.pool_processes} worker processes")
         if report:
             print(report)
 
     if args.only in ("all", "pipeline"):
         started = time.monotonic()
-        out = run_pipeline(args, warmup, latency_articles, throughput_articles, console)
-        lat, thr, rss = out["latency"], out["throughput"], out["rss"]
-        ms = [s * 1000 for s in lat.seconds_from_fetch]
-        ms_http = [s * 1000 for s in lat.seconds_from_request]
+        out = run_pipeline(args, warmup, latency_articles, throughput_runs, capacity_pool,
+                           console)
+        lat, thrs, rss = out["latency"], out["throughputs"], out["rss"]
+        per_s = [t.articles_per_s for t in thrs]
         tag = f"{args.rate:g}"
-        figures |= {"pipeline_articles_per_s": rounded(thr.articles_per_s),
-                    "pipeline_articles": thr.published,
-                    **{f"latency_ms_p{q}_at_{tag}": rounded(percentile(ms, q))
-                       for q in (50, 95, 99)},
-                    f"latency_samples_at_{tag}": len(ms),
+        lat_figures, ms, ms_http = latency_figures(lat, tag)
+        figures |= {**spread_figures("pipeline_articles_per_s", per_s),
+                    "pipeline_articles": thrs[-1].published,
+                    **lat_figures,
                     "latency_articles_per_request": args.latency_batch,
                     f"latency_hops_ms_p50_at_{tag}": {
                         hop.split(":")[0]: rounded(percentile([x * 1000 for x in v], 50))
                         for hop, v in lat.hops.items()},
                     **{f"rss_mb_{name}": rounded(mb) for name, mb in sorted(rss.items())}}
-        table.add_row("pipeline articles/s", f"{thr.articles_per_s:,.1f}",
-                      f"{thr.published} published of {thr.sent} in {thr.seconds:.1f}s "
-                      f"(ingest alone {thr.ingest_articles_per_s:,.0f}/s), "
-                      f"{thr.partnership_events} events; target ≥ {TARGET_ARTICLES_PER_S:g}")
+        if full_parse:
+            figures |= spread_figures(
+                "pipeline_vs_full_parse", [p / spread(full_parse)[0] for p in per_s], 2)
+        table.add_row("pipeline articles/s", shown(per_s),
+                      f"{thrs[-1].published} published per run, {len(thrs)} runs (ingest "
+                      f"alone {thrs[-1].ingest_articles_per_s:,.0f}/s), "
+                      f"{thrs[-1].partnership_events} events; target ≥ "
+                      f"{TARGET_ARTICLES_PER_S:g}")
+        if full_parse:
+            table.add_row("pipeline / full parse",
+                          shown([p / spread(full_parse)[0] for p in per_s], ".2f"),
+                          "same invocation")
         for q in (50, 95, 99):
             table.add_row(f"latency p{q} at {tag}/s", f"{percentile(ms, q):,.0f} ms",
                           f"fetched_at → change; from the HTTP request "
@@ -176,11 +273,24 @@ def main(argv: list[str] | None = None) -> int:
         table.add_row("latency samples", str(len(ms)),
                       f"{lat.sent} sent, {args.latency_batch} per request, achieved "
                       f"{lat.achieved_per_s:.1f}/s")
+        if out["at_capacity"] is not None:
+            cap = out["at_capacity"]
+            cap_figures, cap_ms, _ = latency_figures(cap, "capacity80")
+            figures |= cap_figures | {"capacity80_offered_per_s": rounded(cap.offered_per_s)}
+            table.add_row(f"latency p50/p99 at {args.capacity_share:.0%} capacity",
+                          f"{percentile(cap_ms, 50):,.0f} / {percentile(cap_ms, 99):,.0f} ms",
+                          f"{len(cap_ms)} samples at {cap.offered_per_s:.1f}/s offered")
         for name, mb in sorted(rss.items()):
             table.add_row(f"peak RSS {name}", f"{mb:,.0f} MiB", "VmHWM")
+        if args.scaling:
+            scaling = run_scaling(args, warmup, throughput_runs[0], console)
+            figures["scaling_articles_per_s"] = {str(k): rounded(v) for k, v in scaling.items()}
+            for processes, value in scaling.items():
+                table.add_row(f"pipeline with {processes} extractor process(es)",
+                              f"{value:,.1f}", "articles/s, fresh stack")
         table.add_row("pipeline run", f"{time.monotonic() - started:.0f} s", "wall clock")
         figures["targets_met"] = {
-            "pipeline_articles_per_s": thr.articles_per_s >= TARGET_ARTICLES_PER_S,
+            "pipeline_articles_per_s": spread(per_s)[0] >= TARGET_ARTICLES_PER_S,
             f"latency_ms_p99_at_{tag}": bool(ms) and percentile(ms, 99) <= TARGET_P99_MS}
 
     console.print(table)

@@ -89,12 +89,14 @@ class LatencyFigures:
 class Bench:
     """A stack on free ports with its own broker, and the probes the measurements use."""
 
-    def __init__(self, run_dir: Path, stack: Stack | None = None) -> None:
+    def __init__(self, run_dir: Path, stack: Stack | None = None,
+                 env: dict[str, str] | None = None) -> None:
         self.topics = TopicSettings()
         self.stack = stack or Stack(
             run_dir=run_dir, broker_port=free_port(),
             ports={name: free_port() for name in SERVICES},
-            extra_env={"RADAR_PROFILE": "embedded", "RADAR_LOG_LEVEL": "WARNING"})
+            extra_env={"RADAR_PROFILE": "embedded", "RADAR_LOG_LEVEL": "WARNING"}
+            | (env or {}))
         self.http = httpx.AsyncClient(timeout=60)
 
     def __enter__(self) -> Bench:
@@ -255,6 +257,11 @@ class Bench:
                for name, svc in self.stack.services.items() if svc.process is not None}
         if self.stack.broker is not None and self.stack.broker.process is not None:
             out["broker"] = peak_rss_mb(self.stack.broker.process.pid)
+        # The extractor's worker processes (each holds a pipeline): the largest of them.
+        health = httpx.get(self.url("extractor", "/health"), timeout=5).json()
+        workers = [peak_rss_mb(pid) for pid in health.get("worker_pids", [])]
+        if workers:
+            out["extractor_worker"] = max(workers)
         return out
 
     def pids(self) -> dict[str, int]:

@@ -57,3 +57,27 @@ def peak_rss_mb(pid: int) -> float:
 
 def words(texts: Iterable[str]) -> int:
     return sum(len(t.split()) for t in texts)
+
+
+def spread(values: Sequence[float]) -> tuple[float, float, float]:
+    """(median, min, max) of repeated runs; NaNs for none. The median of three is what the
+    benchmark reports; min and max show how much the machine moved it."""
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return math.nan, math.nan, math.nan
+    return percentile(finite, 50), min(finite), max(finite)
+
+
+def spread_figures(name: str, values: Sequence[float], digits: int = 1) -> dict[str, float | None]:
+    """`name` (the median), `name_min`, `name_max`: the JSON line's keys for one figure."""
+    median, low, high = spread(values)
+    return {name: rounded(median, digits), f"{name}_min": rounded(low, digits),
+            f"{name}_max": rounded(high, digits)}
+
+
+def shown(values: Sequence[float], fmt: str = ",.1f") -> str:
+    """The table cell: "median [min-max]" (just the value for one run)."""
+    median, low, high = spread(values)
+    if len(values) < 2:
+        return format(median, fmt)
+    return f"{median:{fmt}} [{low:{fmt}}–{high:{fmt}}]"

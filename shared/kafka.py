@@ -356,11 +356,16 @@ class StreamProcessor:
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            # Whatever is waiting, over every assigned partition, up to batch_size: a short
+            # queue is processed at once, a long one in capped batches. One handler call
+            # per poll lets the extractor spread the batch over its worker processes.
             batches = await self.consumer.getmany(timeout_ms=500, max_records=self.batch_size)
-            for tp, records in batches.items():
+            records = [r for rs in batches.values() for r in rs]
+            if records:
                 await self.process(records)
-                await self.consumer.commit({tp: records[-1].offset + 1})
-                self._committed[tp] = records[-1].offset + 1
+                offsets = {tp: rs[-1].offset + 1 for tp, rs in batches.items()}
+                await self.consumer.commit(offsets)
+                self._committed.update(offsets)
             await self._refresh_lag()
 
     async def process(self, records: list[ConsumerRecord]) -> None:

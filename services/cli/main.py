@@ -79,6 +79,9 @@ def up(
                                              "and the change history kept from earlier "
                                              "runs (the journal in <run-dir>/journal).")]
     = False,
+    extractors: Annotated[int, typer.Option(min=1, help="Extractor processes in the one "
+                                                     "consumer group (each then extracts in "
+                                                     "its own process).")] = 1,
 ) -> None:
     """Start the embedded broker (unless --bootstrap-servers) and the three services.
 
@@ -86,7 +89,7 @@ def up(
     with Ctrl-C and start again, and the view, the seen-set and the change history are as
     they were. --fresh starts empty."""
     from services.cli.live import run_live
-    from services.cli.stack import SERVICES, Stack
+    from services.cli.stack import Stack
     from shared.broker import BrokerError
     from shared.settings import CliSettings, load
 
@@ -98,7 +101,7 @@ def up(
         shutil.rmtree(journal_dir)
         out.print(f"--fresh: removed the journal of earlier runs ({journal_dir})")
     stack = Stack(run_dir=run_dir, bootstrap_servers=bootstrap_servers,
-                  broker_port=cli.broker_port, journal_dir=journal_dir)
+                  broker_port=cli.broker_port, journal_dir=journal_dir, extractors=extractors)
     stopping: list[int] = []
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -118,8 +121,8 @@ def up(
                       f"{r.groups} consumer groups from the journal in {r.seconds:.1f}s "
                       "(--fresh starts empty)")
         stack.wait_healthy(timeout=120)
-        for name in SERVICES:
-            urls = "  ".join(f"{k}: {v}" for k, v in stack.services[name].urls().items())
+        for name, svc in stack.services.items():
+            urls = "  ".join(f"{k}: {v}" for k, v in svc.urls().items())
             out.print(f"  [green]{name:<10}[/green] ready  {urls}")
         out.print(f"stack ready in {time.monotonic() - started:.1f}s. Ctrl-C stops everything.")
         articles = _demo_articles() if demo else []

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from shared.broker import EmbeddedBroker, die_with_parent, terminate
+from shared.broker import EmbeddedBroker, die_with_parent, free_port, terminate
 from shared.journal import Journal, JournalWriter, Restored, restore
 from shared.waiting import wait_until_blocking
 
@@ -53,6 +53,12 @@ class ServiceProcess:
     log_path: Path
     env: dict[str, str]
     process: subprocess.Popen[bytes] | None = None
+    #: The service module run (`python -m services.<kind>`): "extractor" for every
+    #: extractor process, whatever its name ("extractor-2", ...).
+    kind: str = ""
+
+    def __post_init__(self) -> None:
+        self.kind = self.kind or self.name
 
     @property
     def base_url(self) -> str:
@@ -60,9 +66,9 @@ class ServiceProcess:
 
     def urls(self) -> dict[str, str]:
         urls = {"metrics": f"{self.base_url}/metrics", "health": f"{self.base_url}/health"}
-        if self.name == "ingestor":
+        if self.kind == "ingestor":
             urls = {"api": f"{self.base_url}/articles (POST)"} | urls
-        if self.name == "aggregator":
+        if self.kind == "aggregator":
             urls = {"page": f"{self.base_url}/", "api": f"{self.base_url}/alliances"} | urls
         return urls
 
@@ -70,7 +76,7 @@ class ServiceProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 (owned by the child)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", f"services.{self.name}"], env=self.env, stdout=log,
+            [sys.executable, "-m", f"services.{self.kind}"], env=self.env, stdout=log,
             stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
         log.close()
 
@@ -116,6 +122,11 @@ class Stack:
     journal_dir: Path | None = None
     restored: Restored | None = None
     journal: JournalWriter | None = None
+    #: Extractor processes in the one consumer group (`radar up --extractors N`): the first
+    #: is "extractor" on the extractor port, the others "extractor-2", ... on free ports.
+    #: With more than one, each extracts in its own process unless
+    #: RADAR_EXTRACTOR_PROCESSES says otherwise.
+    extractors: int = 1
 
     @property
     def bootstrap(self) -> str:
@@ -152,14 +163,29 @@ class Stack:
                 self.journal = JournalWriter(journal, self.bootstrap,
                                              groups=consumer_groups(self.env())).start()
 
+    def plan(self, names: tuple[str, ...] = SERVICES) -> list[ServiceProcess]:
+        """The service processes `start` runs: one per service, `extractors` extractors."""
+        env = self.env()
+        planned = []
+        for kind in names:
+            copies = self.extractors if kind == "extractor" else 1
+            for i in range(copies):
+                name = kind if i == 0 else f"{kind}-{i + 1}"
+                port = self.ports.get(name) or free_port(self.host)
+                own = dict(env)
+                if copies > 1:
+                    own[f"RADAR_{kind.upper()}_PORT"] = str(port)
+                    own.setdefault("RADAR_EXTRACTOR_PROCESSES", "1")
+                planned.append(ServiceProcess(name, port, self.host,
+                                              self.run_dir / "logs" / f"{name}.log", own,
+                                              kind=kind))
+        return planned
+
     def start(self, names: tuple[str, ...] = SERVICES) -> None:
         self.start_broker()
-        env = self.env()
-        for name in names:
-            svc = ServiceProcess(name, self.ports[name], self.host,
-                                 self.run_dir / "logs" / f"{name}.log", env)
+        for svc in self.plan(names):
             svc.start()
-            self.services[name] = svc
+            self.services[svc.name] = svc
 
     def wait_healthy(self, timeout: float = 90.0, names: tuple[str, ...] | None = None) -> None:
         pending = set(names or self.services)

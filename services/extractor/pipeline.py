@@ -128,10 +128,17 @@ class Extractor:
         return self.extract_many([article])[0]
 
     def extract_many(self, articles: Iterable[ArticleEvent]) -> list[list[PartnershipEvent]]:
+        return [events for _, events in self.extract_outcomes(articles)]
+
+    def extract_outcomes(self, articles: Iterable[ArticleEvent]
+                         ) -> list[tuple[bool, list[PartnershipEvent]]]:
+        """Per article: (was it parsed, i.e. past the cue gate; its events). The service
+        counts gated-out articles from this, so the gate runs once per article."""
         articles = list(articles)
         docs = self.parse(articles)
-        return [[self.to_event(article, found, doc._.article) for found in
-                 (doc._.partnerships or [])] if doc is not None else []
+        return [(doc is not None,
+                 [self.to_event(article, found, doc._.article) for found in
+                  (doc._.partnerships or [])] if doc is not None else [])
                 for article, doc in zip(articles, docs, strict=True)]
 
     def scored(self, articles: Sequence[ArticleEvent]) -> list[list[Partnership]]:

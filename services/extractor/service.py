@@ -9,7 +9,7 @@ import time
 from aiohttp import web
 
 from services.extractor import metrics as ex_metrics
-from services.extractor.pipeline import Extractor
+from services.extractor.workers import ExtractorPool, PipelineSpec
 from shared import logs, metrics
 from shared.contracts import ArticleEvent, Contract
 from shared.kafka import Outgoing, Processed, StreamProcessor, ensure_topics
@@ -21,29 +21,30 @@ SERVICE = "extractor"
 
 
 class ExtractorHandler:
-    """Runs extraction off the event loop, so heartbeats and /health stay responsive."""
+    """Fans a batch out to the extractor pool (worker processes, or a thread with one
+    process), so heartbeats and /health stay responsive; outcomes come back in input order.
+    """
 
-    def __init__(self, extractor: Extractor, out_topic: str) -> None:
-        self.extractor = extractor
+    def __init__(self, pool: ExtractorPool, out_topic: str) -> None:
+        self.pool = pool
         self.out_topic = out_topic
 
     async def __call__(self, messages: list[Contract]) -> list[Processed]:
         articles = [m for m in messages if isinstance(m, ArticleEvent)]
         started = time.perf_counter()
-        results = await asyncio.to_thread(self.extractor.extract_many, articles)
+        results = await self.pool.extract(articles)
         per_article = (time.perf_counter() - started) / max(len(articles), 1)
         outcomes = []
-        for article, events in zip(articles, results, strict=True):
+        for parsed, events in results:
             ex_metrics.SECONDS.observe(per_article)
             # The model's decider already keeps only events at or above the minimum
-            # calibrated probability (RADAR_EXTRACTOR_MIN_CONFIDENCE or the trained one).
-            kept = events
-            gated = not self.extractor.is_candidate(article.text)
-            ex_metrics.ARTICLES.labels("gated_out" if gated else
-                                       "events" if kept else "no_events").inc()
-            for event in kept:
+            # calibrated probability (RADAR_EXTRACTOR_MIN_CONFIDENCE or the trained one);
+            # `parsed` is the cue gate's verdict from the pipeline (the gate runs once).
+            ex_metrics.ARTICLES.labels("events" if events else "no_events" if parsed
+                                       else "gated_out").inc()
+            for event in events:
                 ex_metrics.EVENTS.labels(event.stage.value).inc()
-            outcomes.append(Processed(outputs=[Outgoing(self.out_topic, e) for e in kept]))
+            outcomes.append(Processed(outputs=[Outgoing(self.out_topic, e) for e in events]))
         return outcomes
 
 
@@ -51,20 +52,24 @@ async def run() -> None:
     settings = load(ExtractorSettings)
     k, t = kafka(), topics()
     await ensure_topics(k, t, t.created_by(SERVICE))
-    log.info("loading spaCy model %s and the partnership model", settings.model)
-    extractor = await asyncio.to_thread(Extractor.load, settings.model,
-                                        model_path=settings.partnership_model,
-                                        threshold=settings.min_confidence)
-    log.info("extractor %s, minimum confidence %.2f", extractor.version,
-             extractor.threshold)
+    spec = PipelineSpec(settings.model, model_path=settings.partnership_model,
+                        threshold=settings.min_confidence)
+    pool = ExtractorPool(spec, settings.processes)
+    log.info("loading spaCy model %s and the partnership model in %d process(es)",
+             settings.model, pool.processes)
+    await asyncio.to_thread(pool.start)
+    log.info("extractor %s, minimum confidence %.2f, %d extraction process(es)", pool.version,
+             pool.threshold, pool.processes)
     processor = StreamProcessor(
         service=SERVICE, kafka=k, input_topic=t.articles, model=ArticleEvent,
         group_id=settings.group_id, batch_size=settings.batch_size,
-        handler=ExtractorHandler(extractor, t.partnerships))
+        handler=ExtractorHandler(pool, t.partnerships))
 
     def readiness() -> tuple[bool, dict[str, object]]:
         return processor.ready, {"assigned_partitions": len(processor.consumer.assignment())
-                                 if processor.ready else 0}
+                                 if processor.ready else 0,
+                                 "extraction_processes": pool.processes,
+                                 "worker_pids": pool.pids}
 
     app = web.Application()
     app.add_routes(metrics.ops_routes(SERVICE, readiness))
@@ -77,6 +82,7 @@ async def run() -> None:
     finally:
         await processor.stop()
         await runner.cleanup()
+        await asyncio.to_thread(pool.close)
 
 
 def main() -> None:

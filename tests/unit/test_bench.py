@@ -119,3 +119,31 @@ def test_peak_rss_of_this_process() -> None:
     import os
 
     assert 1 < peak_rss_mb(os.getpid()) < 100_000
+
+
+def test_profile_buckets_take_the_first_matching_rule() -> None:
+    from bench.profile import OTHER, RULES, buckets
+
+    raw = "\n".join([
+        "run (services/extractor/service.py:40);prepare (/w/services/extractor/pipeline.py:150);"
+        "__call__ (spacy/language.py:1000) 7",
+        "pipe (spacy/language.py:1600);predict (thinc/model.py:300) 30",
+        "pipe (spacy/language.py:1600);__call__ (/w/services/extractor/components/x.py:9) 5",
+        "getmany (aiokafka/consumer/consumer.py:1200) 2",
+        "select (selectors.py:468) 1",
+        "not a py-spy line",
+    ])
+    counts = buckets(raw, RULES["extractor"])
+    assert counts == {"gate, sentence split, windows, names (before the parse)": 7,
+                      "spaCy parse (tagger, parser, NER)": 30,
+                      "our spaCy components (companies, candidates, partnership model)": 5,
+                      "Kafka client (aiokafka)": 2, OTHER: 1}
+
+
+def test_view_bench_events_are_distinct_alliances_over_a_fifth_as_many_companies() -> None:
+    from bench.view import view_events
+
+    events = view_events(500, seed=3)
+    assert len({e.alliance_id for e in events}) == 500
+    assert len({p for e in events for p in e.parties}) <= 100
+    assert view_events(500, seed=3) == events  # deterministic

@@ -1,0 +1,218 @@
+"""`python -m bench.view`: does the alliance view stay fast as it grows?
+
+Starts the embedded broker and the aggregator only, feeds N generated PartnershipEvents
+(N alliances over N/5 companies, one event each) straight onto alliances.partnerships.v1,
+and measures:
+- fold throughput: events/s from the first send until the aggregator has consumed them all
+  (its own radar_messages_consumed_total);
+- memory per alliance: the aggregator's resident memory after the fold minus before it,
+  over N (tables, company index, Faust's buffers: everything the view costs);
+- query latency p50/p99, sequential requests: one alliance, one company, the first page of
+  the list (`/alliances?limit=100`), a filtered page (`&company=`), the graph two hops
+  around one company (`/graph?company=&depth=2`);
+- restore: SIGKILL the aggregator, start it again, seconds until it is healthy and every
+  sampled alliance answers again (the tables rebuilt from their changelog topics).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.stats import parse_metrics, percentile, rounded, total
+from services.cli.stack import Stack
+from shared.auth import bearer_headers
+from shared.broker import free_port
+from shared.contracts import Evidence, PartnershipEvent, Stage
+from shared.kafka import make_producer
+from shared.settings import KafkaSettings, TopicSettings, auth
+from shared.waiting import wait_until_blocking
+
+STAGES = (Stage.RUMORED, Stage.TALKS, Stage.AGREED, Stage.ACTIVE)
+
+
+def company(i: int) -> str:
+    return f"Viewbench {i:07d} Corp"
+
+
+def view_events(alliances: int, seed: int = 1987) -> list[PartnershipEvent]:
+    """One event per alliance, over alliances/5 companies (at least 3), distinct pairs."""
+    rng = random.Random(seed)
+    companies = max(3, alliances // 5)
+    pairs: set[tuple[int, int]] = set()
+    while len(pairs) < alliances:
+        a, b = rng.sample(range(companies), 2)
+        pairs.add((min(a, b), max(a, b)))
+    start = datetime(2020, 1, 1, tzinfo=UTC)
+    events = []
+    for n, (a, b) in enumerate(sorted(pairs, key=lambda _: rng.random())):
+        parties = [company(a), company(b)]
+        article = f"view-{n}"
+        sentence = f"{parties[0]} and {parties[1]} agreed to work together."
+        events.append(PartnershipEvent(
+            event_id=PartnershipEvent.make_event_id(article, parties), article_id=article,
+            parties=parties, stage=rng.choice(STAGES), confidence=0.9,
+            evidence=[Evidence(sentence=sentence, start=0, end=len(sentence))],
+            published_at=start + timedelta(minutes=n), source="view-bench"))
+    return events
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def produce(bootstrap: str, topic: str, events: list[PartnershipEvent]) -> float:
+    """Send every event (acks awaited in chunks); seconds it took."""
+    producer = make_producer(KafkaSettings(bootstrap_servers=bootstrap, profile="embedded"),
+                             client_id="radar-view-bench")
+    await producer.start()
+    started = time.monotonic()
+    try:
+        for i in range(0, len(events), 2000):
+            futures = [await producer.send(topic, e.to_bytes(), key=e.key())
+                       for e in events[i:i + 2000]]
+            await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return time.monotonic() - started
+
+
+def consumed(base_url: str, topic: str) -> float:
+    text = httpx.get(base_url + "/metrics", timeout=30).text
+    return total(parse_metrics(text), "radar_messages_consumed_total", topic=topic)
+
+
+def timed_gets(http: httpx.Client, urls: list[str]) -> list[float]:
+    out = []
+    for url in urls:
+        started = time.perf_counter()
+        response = http.get(url)
+        out.append((time.perf_counter() - started) * 1000)
+        if response.status_code != 200:
+            raise RuntimeError(f"{url}: {response.status_code} {response.text[:200]}")
+    return out
+
+
+def measure(alliances: int, queries: int, seed: int, run_dir: Path) -> dict[str, Any]:
+    topics = TopicSettings()
+    events = view_events(alliances, seed)
+    stack = Stack(run_dir=run_dir, broker_port=free_port(),
+                  ports={"ingestor": free_port(), "extractor": free_port(),
+                         "aggregator": free_port()},
+                  extra_env={"RADAR_PROFILE": "embedded", "RADAR_LOG_LEVEL": "WARNING"})
+    figures: dict[str, Any] = {"alliances": alliances,
+                               "companies": len({p for e in events for p in e.parties})}
+    try:
+        stack.start(("aggregator",))
+        stack.wait_healthy(timeout=120)
+        agg = stack.services["aggregator"]
+        assert agg.process is not None
+        before_mb = rss_mb(agg.process.pid)
+        base = consumed(agg.base_url, topics.partnerships)
+        started = time.monotonic()
+        send_s = asyncio.run(produce(stack.bootstrap, topics.partnerships, events))
+        wait_until_blocking_consumed(agg.base_url, topics.partnerships, base + len(events),
+                                     timeout=max(600.0, alliances / 5))
+        alliances_s = time.monotonic() - started
+        # The company index is folded by its own agent from a repartition topic: the view
+        # is complete when the sampled companies answer too (a company that never does is
+        # reported, not waited for forever).
+        rng = random.Random(seed + 1)
+        sample = rng.sample(events, min(queries, len(events)))
+        pending = {e.parties[0] for e in sample}
+
+        def index_caught_up() -> bool:
+            pending.difference_update({n for n in pending if httpx.get(
+                f"{agg.base_url}/companies/{n}", timeout=30).status_code == 200})
+            return not pending
+
+        try:
+            wait_until_blocking(index_caught_up, timeout=120, interval=1.0,
+                                message="the company index catching up")
+        except TimeoutError:
+            figures["companies_missing_from_index"] = sorted(pending)[:20]
+            figures["companies_missing_count"] = len(pending)
+        index_s = time.monotonic() - started
+        after_mb = rss_mb(agg.process.pid)
+        figures |= {"produce_events_per_s": rounded(len(events) / send_s),
+                    "fold_events_per_s": rounded(len(events) / alliances_s),
+                    "index_complete_s": rounded(index_s),
+                    "rss_mb_before": rounded(before_mb), "rss_mb_after": rounded(after_mb),
+                    "bytes_per_alliance": rounded((after_mb - before_mb) * 2**20 / alliances,
+                                                  0)}
+        names = [e.parties[0] for e in sample if e.parties[0] not in pending]
+        headers = bearer_headers(auth().api_token)
+        with httpx.Client(base_url=agg.base_url, headers=headers, timeout=60) as http:
+            timed_gets(http, [f"/alliances/{e.alliance_id}" for e in sample[:20]])  # warm
+            lists = max(20, queries // 5)
+            for name, urls in (
+                    ("alliance", [f"/alliances/{e.alliance_id}" for e in sample]),
+                    ("company", [f"/companies/{n}" for n in names]),
+                    ("page", ["/alliances?limit=100"] * lists),
+                    ("filtered_page", [f"/alliances?company={n}&limit=100"
+                                       for n in names[:lists]]),
+                    ("graph_depth2", [f"/graph?company={n}&depth=2"
+                                      for n in names[:lists]])):
+                ms = timed_gets(http, urls)
+                figures |= {f"query_ms_p50_{name}": rounded(percentile(ms, 50), 2),
+                            f"query_ms_p99_{name}": rounded(percentile(ms, 99), 2),
+                            f"query_samples_{name}": len(ms)}
+            # Restore after SIGKILL: the tables come back from their changelogs.
+            agg.kill()
+            started = time.monotonic()
+            agg.start()
+            stack.wait_healthy(timeout=1800, names=("aggregator",))
+            healthy_s = time.monotonic() - started
+            check = [f"/alliances/{e.alliance_id}" for e in sample[:50]]
+
+            def all_back() -> bool:
+                return all(http.get(u).status_code == 200 for u in check)
+
+            wait_until_blocking(all_back, timeout=1800, interval=0.5,
+                       message="the sampled alliances after the restart")
+            figures |= {"restore_healthy_s": rounded(healthy_s),
+                        "restore_s": rounded(time.monotonic() - started)}
+    finally:
+        stack.stop()
+    return figures
+
+
+def wait_until_blocking_consumed(base_url: str, topic: str, target: float,
+                                 timeout: float) -> None:
+    wait_until_blocking(lambda: consumed(base_url, topic) >= target, timeout=timeout, interval=0.5,
+               message=lambda last: f"the aggregator did not fold {target} events in "
+               f"{timeout}s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.view",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--alliances", type=int, default=20000)
+    parser.add_argument("--queries", type=int, default=500,
+                        help="requests per single-item query kind (lists: a fifth)")
+    parser.add_argument("--seed", type=int, default=1987)
+    parser.add_argument("--run-dir", help="logs (default: a temp dir)")
+    args = parser.parse_args(argv)
+    run_dir = Path(args.run_dir or tempfile.mkdtemp(prefix="radar-view-bench-"))
+    print(f"view bench: {args.alliances} alliances; logs in {run_dir}/logs", flush=True)
+    figures = measure(args.alliances, args.queries, args.seed, run_dir)
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
