@@ -15,24 +15,26 @@ from shared.contracts import AllianceChange, PartnershipEvent
 from tests.helpers import TopicReader, produce, valid, wait_until
 
 RUMOR = {
-    "id": "it-nh-1", "title": "Nissan weighs Honda tie-up",
-    "text": "TOKYO, Jan 9 (Test Wire) - Nissan Motor Co is considering a partnership with "
-            "Honda Motor Co on electric vehicle components, people familiar with the matter "
+    "id": "it-ms-1", "title": "Mazda weighs Subaru tie-up",
+    "text": "TOKYO, Jan 9 (Test Wire) - Mazda Motor Corp is considering a partnership with "
+            "Subaru Corp on electric vehicle components, people familiar with the matter "
             "said. Formal talks have not begun, the people said.",
     "published_at": "2024-01-09T08:00:00Z", "source": "Test Wire",
-    "url": "https://news.example.com/it-nh-1",
+    "url": "https://news.example.com/it-ms-1",
 }
 # The second story moves the alliance on; which stage the learned extractor reads from it
 # is not this test's business (tests/unit/test_extraction_quality.py measures that), so the
 # story is one it reads plainly: a signed agreement.
 AGREED = {
-    "id": "it-nh-2", "title": "Nissan, Honda sign EV pact",
-    "text": "TOKYO, March 12 (Test Wire) - Nissan Motor Co and Honda Motor Co signed an "
+    "id": "it-ms-2", "title": "Mazda, Subaru sign EV pact",
+    "text": "TOKYO, March 12 (Test Wire) - Mazda Motor Corp and Subaru Corp signed an "
             "agreement to jointly develop software and batteries for electric vehicles, the "
             "two companies said on Tuesday.",
     "published_at": "2024-03-12T08:00:00Z", "source": "Test Wire",
 }
-NH = "honda+nissan"
+# A pair no other test of the session stack writes about (the page test streams the demo
+# feed, Nissan and Honda included, into the same stack).
+NH = "mazda+subaru"
 
 
 def nh_changes(records: list) -> list[AllianceChange]:
@@ -57,12 +59,12 @@ async def test_article_becomes_partnership_event_change_and_view(
     # 2. The extractor publishes a PartnershipEvent keyed by alliance id, with evidence.
     async with TopicReader(stack.bootstrap, "alliances.partnerships.v1") as reader:
         records = await reader.wait_for(
-            lambda rs: any(e.article_id == "it-nh-1" for e in valid(rs, PartnershipEvent)),
-            message="partnership event for it-nh-1")
-    [record] = [r for r in records if r.value.find(b'"article_id":"it-nh-1"') >= 0]
+            lambda rs: any(e.article_id == "it-ms-1" for e in valid(rs, PartnershipEvent)),
+            message="partnership event for it-ms-1")
+    [record] = [r for r in records if r.value.find(b'"article_id":"it-ms-1"') >= 0]
     event = PartnershipEvent.from_bytes(record.value)
     assert record.key == NH.encode()
-    assert event.parties == ["Honda", "Nissan"] and event.stage == "rumored"
+    assert event.parties == ["Mazda", "Subaru"] and event.stage == "rumored"
     ev = event.evidence[0]
     assert "considering a partnership" in ev.sentence
     assert RUMOR["text"][ev.start:ev.end] == ev.sentence
@@ -78,7 +80,7 @@ async def test_article_becomes_partnership_event_change_and_view(
         ingest = stack.services["ingestor"].base_url + "/articles"
         resp = httpx.post(ingest, content=json.dumps(AGREED), timeout=10)
         assert resp.status_code == 202, resp.text
-        assert resp.json()["items"][0]["article_id"] == "it-nh-2"
+        assert resp.json()["items"][0]["article_id"] == "it-ms-2"
         await changes.wait_for(lambda rs: len(nh_changes(rs)) >= 2, message="agreed change")
 
         # The ingestor does not republish a story it has seen (dedup) ...
@@ -88,36 +90,36 @@ async def test_article_becomes_partnership_event_change_and_view(
         # ... but Kafka redelivers (at least once): the same record again must not emit the
         # transition again.
         async with TopicReader(stack.bootstrap, "news.articles.v1") as articles:
-            await articles.wait_for(lambda rs: any(r.key == b"it-nh-2" for r in rs),
-                                    message="it-nh-2 on news.articles.v1")
-        [record] = [r for r in articles.records if r.key == b"it-nh-2"]
+            await articles.wait_for(lambda rs: any(r.key == b"it-ms-2" for r in rs),
+                                    message="it-ms-2 on news.articles.v1")
+        [record] = [r for r in articles.records if r.key == b"it-ms-2"]
         await produce(stack.bootstrap, "news.articles.v1", [(record.key, record.value)])
         wait_until(lambda: _metric(stack, "radar_duplicate_events_total")
                    > duplicates_before, 60, message="duplicate event ignored")
         await changes.poll()
         moves = [c for c in nh_changes(changes.records) if c.previous_stage == "rumored"]
         assert len(moves) == 1
-        assert (moves[0].stage, moves[0].article_id) == ("agreed", "it-nh-2")
+        assert (moves[0].stage, moves[0].article_id) == ("agreed", "it-ms-2")
         assert len(nh_changes(changes.records)) == 2
 
     # 5. The HTTP view answers from the table.
     api = stack.services["aggregator"].base_url
-    view = httpx.get(f"{api}/alliances", params={"company": "nissan"}).json()
+    view = httpx.get(f"{api}/alliances", params={"company": "mazda"}).json()
     row = next(a for a in view["alliances"] if a["alliance_id"] == NH)
     assert row["stage"] == "agreed" and row["article_count"] == 2
     one = httpx.get(f"{api}/alliances/{NH}").json()
     assert [t["stage"] for t in one["history"]] == ["rumored", "agreed"]
     assert httpx.get(f"{api}/alliances", params={"stage": "rumored",
-                                                 "company": "Honda"}).json()["count"] == 0
+                                                 "company": "Subaru"}).json()["count"] == 0
 
     # 6. `radar alliances` and `radar watch` show the same.
-    shown = subprocess.run([radar_bin, "alliances", "--company", "Honda", "--json"],
+    shown = subprocess.run([radar_bin, "alliances", "--company", "Subaru", "--json"],
                            env=cli_env, capture_output=True, text=True, timeout=30)
     assert shown.returncode == 0, shown.stderr
     assert [a["stage"] for a in json.loads(shown.stdout)
             if a["alliance_id"] == NH] == ["agreed"]
     watched = subprocess.run([radar_bin, "watch", "--json", "--from-beginning",
-                              "--company", "Honda", "--limit", "2"],
+                              "--company", "Subaru", "--limit", "2"],
                              env=cli_env, capture_output=True, text=True, timeout=60)
     assert watched.returncode == 0, watched.stderr
     lines = [AllianceChange.model_validate_json(x) for x in watched.stdout.splitlines()]
