@@ -102,10 +102,11 @@ class AllianceEntry:
     last_changed: int  # µs since the epoch
     stage: str
     companies: tuple[str, ...]  # party slugs
+    #: (last_changed, alliance_id), made once: every sorted list holds this one tuple.
+    sort_key: SortKey = field(init=False, compare=False, repr=False)
 
-    @property
-    def sort_key(self) -> SortKey:
-        return self.last_changed, self.alliance_id
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sort_key", (self.last_changed, self.alliance_id))
 
     @classmethod
     def of(cls, state: _Listed | BaseModel) -> AllianceEntry:

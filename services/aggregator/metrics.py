@@ -31,6 +31,8 @@ WEBHOOK_DELIVERIES = Counter("radar_webhook_deliveries_total", "Webhook delivery
                              "subscription: delivered, failed_attempt (retried or last), "
                              "dead_lettered, dropped (subscription removed meanwhile).",
                              ["subscription", "result"])
+WEBHOOK_RESTARTS = Counter("radar_webhook_dispatcher_restarts_total", "Times the webhook "
+                           "dispatcher failed and started again from its committed offsets.")
 WEBHOOK_LATENCY = Histogram("radar_webhook_delivery_seconds", "Time of one webhook delivery "
                             "attempt (POST to answer), per subscription.", ["subscription"],
                             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))

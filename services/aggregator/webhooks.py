@@ -214,7 +214,11 @@ class Dispatcher:
                 return None
 
         try:
-            await asyncio.wait_for(self.ready.wait(), 120)
+            loaded = asyncio.create_task(self.ready.wait())
+            await asyncio.wait({loaded, follower}, return_when=asyncio.FIRST_COMPLETED)
+            if not self.ready.is_set():
+                loaded.cancel()
+                follower.result()  # the follower failed before loading: say why
             await consumer.start()
             consumer.subscribe([self.agg.topics.changes], listener=Revoked())
             committed: dict[int, int] = {}
@@ -363,4 +367,14 @@ def register(agg: Aggregator) -> None:
 
     @agg.app.task
     async def dispatch_webhooks() -> None:
-        await Dispatcher(agg, hooks).run()
+        # A failure (the broker away too long, a bug) restarts delivery from the committed
+        # offsets: at least once, never silently stopped.
+        while True:
+            try:
+                await Dispatcher(agg, hooks).run()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("webhooks: the dispatcher failed; starting again in 5 s")
+                agg_metrics.WEBHOOK_RESTARTS.inc()
+                await asyncio.sleep(5)
