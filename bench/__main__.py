@@ -47,8 +47,36 @@ from bench.pipeline import Bench
 from bench.stats import percentile, rounded, shown, spread, spread_figures
 from shared.settings import ExtractorSettings, load
 
-TARGET_ARTICLES_PER_S = 100.0
-TARGET_P99_MS = 500.0
+#: The goals of issue 12 on the 2-core development machine; `targets_met` in the JSON line
+#: checks each figure the run measured against them.
+TARGET_ARTICLES_PER_S = 400.0
+TARGET_PIPELINE_VS_FULL_PARSE = 25.0
+TARGET_EXTRACTOR_VS_FULL_PARSE = 30.0
+TARGET_P99_MS = 250.0
+TARGET_LATENCY_SAMPLES = 1000
+TARGET_P99_MS_AT_CAPACITY = 1000.0
+TARGET_RSS_MB = 400.0
+
+
+def targets_met(figures: dict[str, Any], tag: str, latency_samples: int) -> dict[str, bool]:
+    """Each goal whose figure this run measured: met or not. The p99 at the stream rate
+    counts only over at least TARGET_LATENCY_SAMPLES samples."""
+    met: dict[str, bool] = {}
+    if (value := figures.get("pipeline_articles_per_s")) is not None:
+        met["pipeline_articles_per_s"] = value >= TARGET_ARTICLES_PER_S
+    if (value := figures.get("pipeline_vs_full_parse")) is not None:
+        met["pipeline_vs_full_parse"] = value >= TARGET_PIPELINE_VS_FULL_PARSE
+    if (value := figures.get("extractor_vs_full_parse")) is not None:
+        met["extractor_vs_full_parse"] = value >= TARGET_EXTRACTOR_VS_FULL_PARSE
+    if (value := figures.get(f"latency_ms_p99_at_{tag}")) is not None:
+        met[f"latency_ms_p99_at_{tag}"] = (latency_samples >= TARGET_LATENCY_SAMPLES
+                                           and value <= TARGET_P99_MS)
+    if (value := figures.get("latency_ms_p99_at_capacity80")) is not None:
+        met["latency_ms_p99_at_capacity80"] = value <= TARGET_P99_MS_AT_CAPACITY
+    rss = [v for k, v in figures.items() if k.startswith("rss_mb_") and v is not None]
+    if rss:
+        met["peak_rss_mb"] = max(rss) <= TARGET_RSS_MB
+    return met
 
 
 def latency_stream(background: list[Article], count: int, share: float,
@@ -289,9 +317,7 @@ def main(argv: list[str] | None = None) -> int:
                 table.add_row(f"pipeline with {processes} extractor process(es)",
                               f"{value:,.1f}", "articles/s, fresh stack")
         table.add_row("pipeline run", f"{time.monotonic() - started:.0f} s", "wall clock")
-        figures["targets_met"] = {
-            "pipeline_articles_per_s": spread(per_s)[0] >= TARGET_ARTICLES_PER_S,
-            f"latency_ms_p99_at_{tag}": bool(ms) and percentile(ms, 99) <= TARGET_P99_MS}
+        figures["targets_met"] = targets_met(figures, tag, len(ms))
 
     console.print(table)
     print(json.dumps(figures, ensure_ascii=False))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.__main__ import latency_stream
+from bench.__main__ import latency_stream, targets_met
 from bench.corpus import (
     news_mix,
     parse_reuters_train,
@@ -147,3 +147,17 @@ def test_view_bench_events_are_distinct_alliances_over_a_fifth_as_many_companies
     assert len({e.alliance_id for e in events}) == 500
     assert len({p for e in events for p in e.parties}) <= 100
     assert view_events(500, seed=3) == events  # deterministic
+
+
+def test_targets_met_checks_the_issue_goals_on_what_the_run_measured():
+    figures = {"pipeline_articles_per_s": 114.8, "pipeline_vs_full_parse": 26.0,
+               "extractor_vs_full_parse": 2.98, "latency_ms_p99_at_50": 240.0,
+               "latency_ms_p99_at_capacity80": 3987.0, "rss_mb_ingestor": 304.0,
+               "rss_mb_aggregator": 92.0}
+    assert targets_met(figures, "50", latency_samples=1102) == {
+        "pipeline_articles_per_s": False, "pipeline_vs_full_parse": True,
+        "extractor_vs_full_parse": False, "latency_ms_p99_at_50": True,
+        "latency_ms_p99_at_capacity80": False, "peak_rss_mb": True}
+    # A p99 over too few samples is no evidence; figures not measured are not judged.
+    assert targets_met({"latency_ms_p99_at_50": 100.0}, "50", latency_samples=189) == {
+        "latency_ms_p99_at_50": False}
