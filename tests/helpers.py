@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
@@ -11,9 +11,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
 from services.cli.stack import ServiceProcess
-from shared.contracts import Contract
+from shared.contracts import Contract, PartnershipEvent
 from shared.kafka import Rejected, consumer_options, decode, producer_options
-from shared.settings import KafkaSettings
+from shared.settings import KafkaSettings, TopicSettings
 from shared.waiting import wait_until as shared_wait_until
 from shared.waiting import wait_until_blocking
 
@@ -116,6 +116,13 @@ class TopicReader:
             return records if predicate(records) else None
 
         return await async_wait_until(check, timeout, 0.05, message)
+
+
+async def publish_partnerships(bootstrap: str, events: Iterable[PartnershipEvent]) -> None:
+    """Put partnership events straight on their topic, keyed as the extractor keys them (a
+    test of the aggregator that needs no extraction)."""
+    await produce(bootstrap, TopicSettings().partnerships,
+                  [(e.key(), e.to_bytes()) for e in events])
 
 
 def valid(records: list, model: type[M]) -> list[M]:

@@ -21,7 +21,7 @@ from services.aggregator.routing import partition_for
 from services.cli.stack import Stack
 from shared.contracts import AllianceChange, AllianceState, Evidence, PartnershipEvent
 from shared.settings import TopicSettings
-from tests.helpers import TopicReader, produce, valid, wait_until
+from tests.helpers import TopicReader, publish_partnerships, valid, wait_until
 
 AB, ADG, BE = "apitest-alpha+apitest-beta", "apitest-alpha+apitest-delta+apitest-gamma", \
     "apitest-beta+apitest-epsilon"
@@ -50,8 +50,7 @@ EVENTS = [
 
 @pytest.fixture(scope="module")
 async def api(stack: Stack) -> str:
-    await produce(stack.bootstrap, TopicSettings().partnerships,
-                  [(e.key(), e.to_bytes()) for e in EVENTS])
+    await publish_partnerships(stack.bootstrap, EVENTS)
     base = stack.services["aggregator"].base_url
 
     def settled() -> bool:

@@ -16,7 +16,7 @@ import httpx
 from services.cli.stack import Stack
 from shared.contracts import AllianceChange, Evidence, PartnershipEvent
 from shared.settings import TopicSettings
-from tests.helpers import TopicReader, produce, valid, wait_until
+from tests.helpers import TopicReader, publish_partnerships, valid, wait_until
 
 PAIR, TRIO = ["Replay North", "Replay South"], ["Replay East", "Replay North", "Replay West"]
 
@@ -46,8 +46,7 @@ def strip(rows: list[dict]) -> list[dict]:
 async def test_replay_rebuilds_a_view_equal_to_the_live_one(
         stack: Stack, cli_env: dict, tmp_path: Path) -> None:
     live = stack.services["aggregator"].base_url
-    await produce(stack.bootstrap, TopicSettings().partnerships,
-                  [(e.key(), e.to_bytes()) for e in EVENTS])
+    await publish_partnerships(stack.bootstrap, EVENTS)
 
     def settled() -> bool:
         rows = httpx.get(f"{live}/alliances", params={"company": "Replay North"}).json()

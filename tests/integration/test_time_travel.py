@@ -13,8 +13,7 @@ import pytest
 
 from services.cli.stack import Stack
 from shared.contracts import Evidence, PartnershipEvent
-from shared.settings import TopicSettings
-from tests.helpers import produce, wait_until
+from tests.helpers import publish_partnerships, wait_until
 
 PAIR = ["Timetravel Orion", "Timetravel Vega"]
 OTHER = ["Timetravel Orion", "Timetravel Lyra"]
@@ -38,8 +37,7 @@ EVENTS = [  # arrival order is not publication order: the fold sorts by publicat
 
 @pytest.fixture(scope="module")
 async def api(stack: Stack) -> str:
-    await produce(stack.bootstrap, TopicSettings().partnerships,
-                  [(e.key(), e.to_bytes()) for e in EVENTS])
+    await publish_partnerships(stack.bootstrap, EVENTS)
     base = stack.services["aggregator"].base_url
 
     def settled() -> bool:

@@ -18,8 +18,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from services.cli.stack import Stack
 from shared.broker import free_port
 from shared.contracts import AllianceChange, DeadLetter, PartnershipEvent
-from shared.settings import TopicSettings
-from tests.helpers import TopicReader, async_wait_until, partnership, produce, valid
+from tests.helpers import (
+    TopicReader,
+    async_wait_until,
+    partnership,
+    publish_partnerships,
+    valid,
+)
 from tests.integration.conftest import WEBHOOK_TEST_ENV
 from tests.unit.test_webhooks import readme_verify
 
@@ -109,10 +114,9 @@ async def test_webhooks_deliver_signed_once_dead_letter_and_stop_after_remove(
             return metric(api, "radar_webhook_subscriptions") >= before + 4
 
         await async_wait_until(known, 30, 0.2, "the dispatcher knowing the subscriptions")
-        await produce(stack.bootstrap, TopicSettings().partnerships, [
-            (e.key(), e.to_bytes()) for e in (event("wh-1", [ALPHA, BETA], "talks", 1),
-                                              event("wh-2", [BETA, GAMMA], "talks", 2),
-                                              event("wh-3", [ALPHA, BETA], "agreed", 3))])
+        await publish_partnerships(stack.bootstrap, [event("wh-1", [ALPHA, BETA], "talks", 1),
+                                                     event("wh-2", [BETA, GAMMA], "talks", 2),
+                                                     event("wh-3", [ALPHA, BETA], "agreed", 3)])
 
         async def flaky_got_both() -> bool:
             return len({h["X-Radar-Change-Id"] for h, _ in flaky.accepted}) >= 2
@@ -155,8 +159,7 @@ async def test_webhooks_deliver_signed_once_dead_letter_and_stop_after_remove(
 
         await async_wait_until(forgotten, 30, 0.2, "the dispatcher dropping the removed one")
         attempts_before = sum(flaky.attempts.values())
-        await produce(stack.bootstrap, TopicSettings().partnerships, [
-            (e.key(), e.to_bytes()) for e in (event("wh-4", [ALPHA, GAMMA], "active", 4),)])
+        await publish_partnerships(stack.bootstrap, [event("wh-4", [ALPHA, GAMMA], "active", 4)])
 
         async def control_got_it() -> bool:
             return any(AllianceChange.model_validate_json(b).alliance_id == AG
