@@ -326,6 +326,13 @@ class ExtractorSettings(HttpSettings):
         "shipped with the extractor.")
 
 
+class TableStore(StrEnum):
+    """Faust table storage of the aggregator."""
+
+    ROCKSDB = "rocksdb://"
+    MEMORY = "memory://"
+
+
 class AggregatorSettings(HttpSettings):
     """The aggregator: Faust app holding the alliance tables and the query API."""
 
@@ -340,6 +347,14 @@ class AggregatorSettings(HttpSettings):
                         "prefix); a new id rebuilds the view from scratch.")
     data_dir: Path = Field(Path(".run/aggregator"), description="Faust data directory "
                            "(local table state).")
+    store: TableStore = Field(TableStore.ROCKSDB, description="Where the tables live: "
+                              "rocksdb:// on disk under the data directory (memory stays flat "
+                              "as the view grows; a restart replays only the changelog tail), "
+                              "memory:// in RAM (rebuilt from the changelogs at every start).")
+    rocksdb_cache_mb: int = Field(16, ge=1, description="RocksDB block cache per table "
+                                  "partition (rocksdb:// only).")
+    rocksdb_write_buffer_mb: int = Field(8, ge=1, description="RocksDB memtable size per table "
+                                         "partition, two at most (rocksdb:// only).")
     history_limit: int = Field(50, ge=1, description="Stage transitions kept per alliance.")
     observation_limit: int = Field(200, ge=1, description="Supporting events kept per "
                                    "alliance.")

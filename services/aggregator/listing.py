@@ -180,35 +180,67 @@ class _PartitionAlliances:
 
     def walk(self, selection: Selection, after: SortKey | None) -> Iterator[AllianceEntry]:
         """Entries admitted by `selection`, newest first, strictly after `after`."""
-        if selection.companies is not None:
-            lists = [self.by_company.get(c) for c in sorted(selection.companies)]
-        elif selection.company is not None:
-            lists = [self.by_company.get(selection.company)]
-        elif selection.stage is not None:
-            lists = [self.by_stage.get(selection.stage)]
-        else:
-            lists = [self.ordered]
-        walks = [_descending(keys, selection, after) for keys in lists if keys]
-        last = None
-        for key in heapq.merge(*walks, reverse=True):
-            if key == last:  # an alliance of two of the companies of a graph hop
-                continue
-            last = key
-            entry = self.entries[key[1]]
-            if selection.admits(entry):
-                yield entry
+        bottom, top = bounds(selection, after)
+        walks = []
+        for group, name in lists_for(selection):
+            keys = self.ordered if group == ALL else \
+                (self.by_stage if group == STAGE else self.by_company).get(name)
+            if keys:
+                walks.append(self.entries[k[1]] for k in keys.irange(
+                    minimum=bottom, maximum=top, inclusive=(True, False), reverse=True))
+        return merge_walks(walks, selection)
 
 
-def _descending(keys: SortedList, selection: Selection, after: SortKey | None
-                ) -> Iterator[SortKey]:
-    """Keys of one sorted list from the top bound down to `since`, in O(log n) to start.
-    A shorter tuple sorts before every longer one it prefixes, so (t,) is below every
-    (t, id) and (t + 1,) above."""
-    top: tuple = (selection.until + 1,) if selection.until is not None else None
+#: The three kinds of ordered list of a partition: all alliances, one stage's, one company's.
+ALL, STAGE, COMPANY = "all", "stage", "company"
+
+
+def lists_for(selection: Selection) -> list[tuple[str, str]]:
+    """The ordered lists a walk reads: the narrowest that fits the filters (the others are
+    checked entry by entry with `Selection.admits`)."""
+    if selection.companies is not None:
+        return [(COMPANY, c) for c in sorted(selection.companies)]
+    if selection.company is not None:
+        return [(COMPANY, selection.company)]
+    if selection.stage is not None:
+        return [(STAGE, selection.stage)]
+    return [(ALL, "")]
+
+
+def bounds(selection: Selection, after: SortKey | None) -> tuple[tuple | None, tuple | None]:
+    """The walk's range of sort keys: from the top (exclusive: the cursor's row or just
+    past `until`) down to `since` (inclusive). A shorter tuple sorts before every longer
+    one it prefixes, so (t,) is below every (t, id) and (t + 1,) above."""
+    top: tuple | None = (selection.until + 1,) if selection.until is not None else None
     if after is not None and (top is None or after < top):
         top = after
     bottom = (selection.since,) if selection.since is not None else None
-    return keys.irange(minimum=bottom, maximum=top, inclusive=(True, False), reverse=True)
+    return bottom, top
+
+
+def merge_walks(walks: list[Iterator[AllianceEntry]], selection: Selection
+                ) -> Iterator[AllianceEntry]:
+    """Several descending walks of one partition as one, each alliance once (an alliance
+    of two of the companies of a graph hop is on both lists), filtered by `selection`."""
+    last = None
+    for entry in heapq.merge(*walks, key=_sort_key, reverse=True):
+        if entry.sort_key == last:
+            continue
+        last = entry.sort_key
+        if selection.admits(entry):
+            yield entry
+
+
+def _sort_key(entry: AllianceEntry) -> SortKey:
+    return entry.sort_key
+
+
+def first_page(walks: Iterable[Iterator[AllianceEntry]], limit: int
+               ) -> tuple[list[AllianceEntry], bool]:
+    """The first `limit` entries of the partitions' walks merged, newest first, and whether
+    more follow."""
+    rows = list(islice(heapq.merge(*walks, key=_sort_key, reverse=True), limit + 1))
+    return rows[:limit], len(rows) > limit
 
 
 class _ByPartition(Generic[E, P]):
@@ -261,10 +293,16 @@ class AllianceIndex(_ByPartition[AllianceEntry, _PartitionAlliances]):
              limit: int) -> tuple[list[AllianceEntry], bool]:
         """The first `limit` entries of `partitions` after `after`, newest first, and
         whether more follow."""
-        walks = [held.walk(selection, after) for held in self._of(partitions)]
-        rows = list(islice(heapq.merge(*walks, key=lambda e: e.sort_key, reverse=True),
-                           limit + 1))
-        return rows[:limit], len(rows) > limit
+        return first_page((held.walk(selection, after) for held in self._of(partitions)),
+                          limit)
+
+    def stage_counts(self, partitions: Iterable[int]) -> dict[str, int]:
+        """Alliances per stage in `partitions`."""
+        out: dict[str, int] = {}
+        for held in self._of(partitions):
+            for stage, keys in held.by_stage.items():
+                out[stage] = out.get(stage, 0) + len(keys)
+        return out
 
 
 # ------------------------------------------------------------------ companies
@@ -275,6 +313,11 @@ class CompanyEntry:
     key: str
     name: str
     alliance_count: int
+
+    @classmethod
+    def of(cls, index: BaseModel) -> CompanyEntry:
+        """The entry of a `CompanyIndex` row."""
+        return cls(index.key, index.company, len(index.alliances))  # type: ignore[attr-defined]
 
     def terms(self) -> set[str]:
         """What a prefix is matched against: the name in any case, and the slug."""
@@ -331,6 +374,14 @@ class CompanyNames(_ByPartition[CompanyEntry, _PartitionCompanies]):
         `prefix` (already folded)."""
         found = (entry for held in self._of(partitions) for entry in held.matching(prefix))
         return heapq.nsmallest(limit, found, key=lambda e: company_rank(e, prefix))
+
+    def count(self, partitions: Iterable[int]) -> int:
+        return sum(len(held.entries) for held in self._of(partitions))
+
+    def top(self, partitions: Iterable[int], limit: int) -> list[CompanyEntry]:
+        """The `limit` companies with the most alliances (ties by slug)."""
+        everyone = (e for held in self._of(partitions) for e in held.entries.values())
+        return heapq.nsmallest(limit, everyone, key=lambda e: (-e.alliance_count, e.key))
 
 
 def rebuild_plan(indexed: set[int], active: set[int]) -> tuple[set[int], set[int]]:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections import Counter as Tally
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -68,11 +68,11 @@ def record_change(change: AllianceChange, previous: AllianceState | None,
         END_TO_END.observe(max(0.0, (utcnow() - ingested_at).total_seconds()))
 
 
-def refresh(states: list[AllianceState]) -> None:
-    """Gauges of this worker's share of the view (its active partitions)."""
-    by_stage = Tally(s.stage for s in states)
+def refresh(by_stage: Mapping[str, int], companies: int, top: Iterable[Any]) -> None:
+    """Gauges of this worker's share of the view (its active partitions), from its indexes:
+    alliances per stage, companies, and the companies with the most alliances
+    (`listing.CompanyEntry`: name and alliance count)."""
     for stage in Stage:
-        ALLIANCES.labels(stage.value).set(by_stage.get(stage, 0))
-    per_company = Tally(p for s in states for p in s.parties)
-    COMPANIES.set(len(per_company))
-    set_top_companies(per_company)
+        ALLIANCES.labels(stage.value).set(by_stage.get(stage.value, 0))
+    COMPANIES.set(companies)
+    set_top_companies({entry.name: entry.alliance_count for entry in top})

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import faust
 
+from services.aggregator import metrics as agg_metrics
 from services.aggregator.listing import (
     AllianceEntry,
     AllianceIndex,
@@ -18,8 +19,16 @@ from services.aggregator.listing import (
     CompanyNames,
     rebuild_plan,
 )
+from services.aggregator.ondisk import (
+    DiskAllianceIndex,
+    DiskCompanyNames,
+    alliance_delta,
+    company_delta,
+    define_table,
+)
 from services.aggregator.routing import partition_for
 from shared.contracts import AllianceState, CompanyIndex
+from shared.settings import AggregatorSettings, TableStore
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +42,7 @@ def load_index(raw: bytes | None) -> CompanyIndex | None:
 
 
 def company_entry(index: CompanyIndex) -> CompanyEntry:
-    return CompanyEntry(index.key, index.company, len(index.alliances))
+    return CompanyEntry.of(index)
 
 
 @dataclass(frozen=True)
@@ -42,13 +51,35 @@ class Tables:
     alliances: faust.Table
     companies: faust.Table
     partitions: int
-    #: Ordered indexes of this worker's partitions (`listing.py`): written after each
-    #: acknowledged table write, rebuilt for the partitions a recovery hands over.
-    alliance_index: AllianceIndex = field(default_factory=AllianceIndex)
-    company_names: CompanyNames = field(default_factory=CompanyNames)
+    #: Ordered indexes of this worker's partitions (`listing.py`). In memory (memory://):
+    #: written after each acknowledged table write, rebuilt for the partitions a recovery
+    #: hands over. On disk (rocksdb://, `ondisk.py`): kept by the store itself, in the same
+    #: write as each row.
+    alliance_index: AllianceIndex | DiskAllianceIndex
+    company_names: CompanyNames | DiskCompanyNames
+
+    @property
+    def in_memory(self) -> bool:
+        return isinstance(self.alliance_index, AllianceIndex)
 
     @classmethod
-    def define(cls, app: faust.App, partitions: int) -> Tables:
+    def define(cls, app: faust.App, partitions: int,
+               settings: AggregatorSettings | None = None) -> Tables:
+        settings = settings or AggregatorSettings()
+
+        def partition_of(key: bytes) -> int:
+            return partition_for(key, partitions)
+
+        if settings.store is TableStore.ROCKSDB:
+            options = {"block_cache_size": settings.rocksdb_cache_mb * 2**20,
+                       "write_buffer_size": settings.rocksdb_write_buffer_mb * 2**20,
+                       "max_write_buffer_number": 2}
+            alliances = define_table(app, "alliances", partitions, alliance_delta,
+                                     partition_of, options)
+            companies = define_table(app, "companies", partitions, company_delta,
+                                     partition_of, options)
+            return cls(app, alliances, companies, partitions,
+                       DiskAllianceIndex(alliances.data), DiskCompanyNames(companies.data))
         # bytes keys and values pass through Faust's codecs untouched: values are pydantic
         # JSON.
         tables = cls(app,
@@ -56,16 +87,18 @@ class Tables:
                                partitions=partitions),
                      app.Table("companies", key_type=bytes, value_type=bytes,
                                partitions=partitions),
-                     partitions)
+                     partitions, AllianceIndex(), CompanyNames())
         tables.alliances.on_recover(tables._reindex_alliances)
         tables.companies.on_recover(tables._reindex_companies)
         return tables
 
     def alliance_written(self, partition: int, state: AllianceState) -> None:
-        self.alliance_index.put(partition, AllianceEntry.of(state))
+        if isinstance(self.alliance_index, AllianceIndex):
+            self.alliance_index.put(partition, AllianceEntry.of(state))
 
     def company_written(self, partition: int, index: CompanyIndex) -> None:
-        self.company_names.put(partition, company_entry(index))
+        if isinstance(self.company_names, CompanyNames):
+            self.company_names.put(partition, company_entry(index))
 
     def _taken_over(self, table: faust.Table, indexed: set[int]
                     ) -> tuple[dict[int, list[bytes]], set[int]]:
@@ -80,6 +113,7 @@ class Tables:
         return values, gone
 
     async def _reindex_alliances(self) -> None:
+        assert isinstance(self.alliance_index, AllianceIndex)
         started = time.monotonic()
         values, gone = self._taken_over(self.alliances, self.alliance_index.indexed())
         for partition in gone:
@@ -92,6 +126,7 @@ class Tables:
                      time.monotonic() - started)
 
     async def _reindex_companies(self) -> None:
+        assert isinstance(self.company_names, CompanyNames)
         values, gone = self._taken_over(self.companies, self.company_names.indexed())
         for partition in gone:
             self.company_names.drop(partition)
@@ -111,9 +146,9 @@ class Tables:
                 if tp.topic == topic}
 
     def local_states(self) -> list[AllianceState]:
-        """The alliances of this worker's active partitions. The in-memory store also holds
-        standby copies and keys of partitions that moved away; those are other workers' to
-        answer."""
+        """The alliances of this worker's active partitions (a scan: time travel only). The
+        in-memory store also holds standby copies and keys of partitions that moved away;
+        those are other workers' to answer."""
         owned = self.active_partitions(self.alliances)
         out = []
         for key, raw in list(self.alliances.items()):
@@ -121,6 +156,15 @@ class Tables:
                 out.append(AllianceState.model_validate_json(raw))
         return out
 
-    def local_count(self, table: faust.Table, owned: set[int]) -> int:
-        """Keys of `table` in the partitions `owned`."""
-        return sum(1 for key in list(table.keys()) if self.key_partition(key) in owned)
+    def alliance_count(self, owned: set[int]) -> int:
+        """Alliances in the partitions `owned`, from the index (no scan)."""
+        return sum(self.alliance_index.count(p) for p in owned)
+
+    def view_counts(self) -> tuple[dict[str, int], int, list[CompanyEntry]]:
+        """This worker's alliances per stage, companies, and the companies with the most
+        alliances (`metrics.TOP_COMPANIES`), from the indexes (no scan)."""
+        alliances = self.active_partitions(self.alliances)
+        companies = self.active_partitions(self.companies)
+        return (self.alliance_index.stage_counts(alliances),
+                self.company_names.count(companies),
+                self.company_names.top(companies, agg_metrics.TOP_COMPANIES))

@@ -20,7 +20,7 @@ def register(agg: Aggregator) -> None:
     @app.timer(interval=5.0)
     async def refresh_gauges() -> None:
         if not app.rebalancing:
-            agg_metrics.refresh(agg.tables.local_states())
+            agg_metrics.refresh(*agg.tables.view_counts())
 
 
 async def observe_progress(agg: Aggregator) -> None:

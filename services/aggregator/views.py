@@ -491,7 +491,7 @@ def readiness(agg: Aggregator) -> Health:
     status = ("stalled" if stalls else "ready") if ready else "starting"
     return Health(service=SERVICE, status=status, stalled=[s.as_json() for s in stalls],
                   assigned_partitions=assigned, recovered=recovered, partitions=owned,
-                  alliances=tables.local_count(tables.alliances, set(owned)),
+                  alliances=tables.alliance_count(set(owned)),
                   workers=workers(metadata, _changelog(tables.alliances)),
                   worker=str(app.conf.canonical_url))
 

@@ -83,6 +83,6 @@ class Aggregator:
                          observation_limit=settings.observation_limit,
                          episode_gap_days=settings.episode_gap_days),
                    Channels.define(app, topics, settings.app_id),
-                   Tables.define(app, topics.partitions),
+                   Tables.define(app, topics.partitions, settings),
                    ChangeFence(app, kafka, topics.changes),
                    ProgressWatch(kafka.stall_after_s), webhooks)

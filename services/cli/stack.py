@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -154,6 +155,11 @@ class Stack:
     def start_broker(self) -> None:
         if self.bootstrap_servers is None and self.broker is None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            # A new embedded broker has new changelogs (empty, or the journal's, which may
+            # end before what the aggregator had stored): tables kept on disk by an earlier
+            # broker would be ahead of them or stale, so the aggregator restores from the
+            # changelogs into an empty data directory.
+            shutil.rmtree(self.run_dir / "aggregator", ignore_errors=True)
             self.broker = EmbeddedBroker(port=self.broker_port, host=self.host,
                                          log_path=self.run_dir / "broker.log").start()
             if self.journal_dir is not None:

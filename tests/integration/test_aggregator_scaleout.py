@@ -39,7 +39,7 @@ EVENTS.append(event("sc-0-agreed", PAIRS[0], "agreed", 40))
 
 
 class Cluster:
-    def __init__(self, bootstrap: str, run_dir: Path) -> None:
+    def __init__(self, bootstrap: str, run_dir: Path, store: str) -> None:
         tag = uuid.uuid4().hex[:8]
         self.bootstrap = bootstrap
         self.partnerships, self.changes = f"scale-{tag}.partnerships", f"scale-{tag}.changes"
@@ -49,6 +49,7 @@ class Cluster:
             "RADAR_TOPIC_PARTNERSHIPS": self.partnerships, "RADAR_TOPIC_CHANGES": self.changes,
             "RADAR_TOPIC_STATE": f"scale-{tag}.state",
             "RADAR_TOPIC_PARTITIONS": str(PARTITIONS), "PYTHONUNBUFFERED": "1",
+            "RADAR_AGGREGATOR_STORE": store,
         }
         self.workers = [self._worker(run_dir, name) for name in ("a", "b")]
 
@@ -80,9 +81,12 @@ def answer(url: str, timeout: float = 30) -> httpx.Response:
     return wait_until(ok, timeout, 0.2, f"200 from {url}")
 
 
-@pytest.fixture(scope="module")
-def cluster(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = Cluster(bootstrap, tmp_path_factory.mktemp("scaleout"))
+# Both table stores: on disk (the default; the partitions taken over are restored into
+# RocksDB, index included) and in memory.
+@pytest.fixture(scope="module", params=["rocksdb://", "memory://"])
+def cluster(bootstrap: str, tmp_path_factory: pytest.TempPathFactory,
+            request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    c = Cluster(bootstrap, tmp_path_factory.mktemp("scaleout"), request.param)
     try:
         for worker in c.workers:
             worker.start()
