@@ -10,8 +10,15 @@ and measures:
 - query latency p50/p99, sequential requests: one alliance, one company, the first page of
   the list (`/alliances?limit=100`), a filtered page (`&company=`), the graph two hops
   around one company (`/graph?company=&depth=2`);
+- memory along the fold: the aggregator's RSS at every tenth of the events (`rss_samples`:
+  [events folded, MB]), and the size of its data directory (the tables on disk);
 - restore: SIGKILL the aggregator, start it again, seconds until it is healthy and every
-  sampled alliance answers again (the tables rebuilt from their changelog topics).
+  sampled alliance answers again (rocksdb://: the tables are on disk, the changelog tail
+  after their persisted offsets is replayed; memory://: rebuilt from the whole changelogs);
+  with rocksdb://, also after a SIGKILL that loses the data directory too (a new machine,
+  or a worker taking the partitions over: the whole changelogs into RocksDB).
+
+`--store` picks the aggregator's table store (RADAR_AGGREGATOR_STORE).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import argparse
 import asyncio
 import json
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -107,14 +115,58 @@ def timed_gets(http: httpx.Client, urls: list[str]) -> list[float]:
     return out
 
 
-def measure(alliances: int, queries: int, seed: int, run_dir: Path) -> dict[str, Any]:
+def disk_mb(folder: Path) -> float:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**20
+
+
+def fold_watching_memory(base_url: str, topic: str, target: float, pid: int, timeout: float,
+                         samples: int = 10) -> list[tuple[int, float]]:
+    """Wait until the aggregator has consumed `target` events, sampling its RSS each time
+    another `1/samples` of them is folded: [(events folded so far, RSS MB)]."""
+    start = consumed(base_url, topic)
+    step = max(1.0, (target - start) / samples)
+    out: list[tuple[int, float]] = []
+
+    def progressed() -> bool:
+        done = consumed(base_url, topic)
+        if done >= start + step * (len(out) + 1) or done >= target:
+            out.append((int(done - start), rounded(rss_mb(pid))))
+        return done >= target
+
+    wait_until_blocking(progressed, timeout=timeout, interval=0.5,
+                        message=lambda last: f"the aggregator did not fold {target} events "
+                        f"in {timeout}s")
+    return out
+
+
+def timed_restore(stack: Stack, http: httpx.Client, check: list[str], *,
+                  lose_disk: bool = False) -> tuple[float, float]:
+    """SIGKILL the aggregator (and with `lose_disk` delete its data directory), start it:
+    seconds until healthy, and until every URL of `check` answers 200."""
+    agg = stack.services["aggregator"]
+    agg.kill()
+    if lose_disk:
+        shutil.rmtree(stack.run_dir / "aggregator", ignore_errors=True)
+    started = time.monotonic()
+    agg.start()
+    stack.wait_healthy(timeout=3600, names=("aggregator",))
+    healthy_s = time.monotonic() - started
+    wait_until_blocking(lambda: all(http.get(u).status_code == 200 for u in check),
+                        timeout=3600, interval=0.5,
+                        message="the sampled alliances after the restart")
+    return healthy_s, time.monotonic() - started
+
+
+def measure(alliances: int, queries: int, seed: int, run_dir: Path,
+            store: str = "rocksdb://") -> dict[str, Any]:
     topics = TopicSettings()
     events = view_events(alliances, seed)
     stack = Stack(run_dir=run_dir, broker_port=free_port(),
                   ports={"ingestor": free_port(), "extractor": free_port(),
                          "aggregator": free_port()},
-                  extra_env={"RADAR_PROFILE": "embedded", "RADAR_LOG_LEVEL": "WARNING"})
-    figures: dict[str, Any] = {"alliances": alliances,
+                  extra_env={"RADAR_PROFILE": "embedded", "RADAR_LOG_LEVEL": "WARNING",
+                             "RADAR_AGGREGATOR_STORE": store})
+    figures: dict[str, Any] = {"alliances": alliances, "store": store,
                                "companies": len({p for e in events for p in e.parties})}
     try:
         stack.start(("aggregator",))
@@ -125,8 +177,8 @@ def measure(alliances: int, queries: int, seed: int, run_dir: Path) -> dict[str,
         base = consumed(agg.base_url, topics.partnerships)
         started = time.monotonic()
         send_s = asyncio.run(produce(stack.bootstrap, topics.partnerships, events))
-        wait_until_blocking_consumed(agg.base_url, topics.partnerships, base + len(events),
-                                     timeout=max(600.0, alliances / 5))
+        samples = fold_watching_memory(agg.base_url, topics.partnerships, base + len(events),
+                                       agg.process.pid, timeout=max(600.0, alliances / 5))
         alliances_s = time.monotonic() - started
         # The company index is folded by its own agent from a repartition topic: the view
         # is complete when the sampled companies answer too (a company that never does is
@@ -141,7 +193,8 @@ def measure(alliances: int, queries: int, seed: int, run_dir: Path) -> dict[str,
             return not pending
 
         try:
-            wait_until_blocking(index_caught_up, timeout=120, interval=1.0,
+            wait_until_blocking(index_caught_up, timeout=max(120.0, alliances / 50),
+                                interval=1.0,
                                 message="the company index catching up")
         except TimeoutError:
             figures["companies_missing_from_index"] = sorted(pending)[:20]
@@ -153,7 +206,9 @@ def measure(alliances: int, queries: int, seed: int, run_dir: Path) -> dict[str,
                     "index_complete_s": rounded(index_s),
                     "rss_mb_before": rounded(before_mb), "rss_mb_after": rounded(after_mb),
                     "bytes_per_alliance": rounded((after_mb - before_mb) * 2**20 / alliances,
-                                                  0)}
+                                                  0),
+                    "rss_samples": samples,
+                    "data_dir_mb": rounded(disk_mb(stack.run_dir / "aggregator"))}
         names = [e.parties[0] for e in sample if e.parties[0] not in pending]
         headers = bearer_headers(auth().api_token)
         with httpx.Client(base_url=agg.base_url, headers=headers, timeout=60) as http:
@@ -171,31 +226,24 @@ def measure(alliances: int, queries: int, seed: int, run_dir: Path) -> dict[str,
                 figures |= {f"query_ms_p50_{name}": rounded(percentile(ms, 50), 2),
                             f"query_ms_p99_{name}": rounded(percentile(ms, 99), 2),
                             f"query_samples_{name}": len(ms)}
-            # Restore after SIGKILL: the tables come back from their changelogs.
-            agg.kill()
-            started = time.monotonic()
-            agg.start()
-            stack.wait_healthy(timeout=1800, names=("aggregator",))
-            healthy_s = time.monotonic() - started
+            # Restore after SIGKILL: the tables come back from disk and the changelogs.
             check = [f"/alliances/{e.alliance_id}" for e in sample[:50]]
-
-            def all_back() -> bool:
-                return all(http.get(u).status_code == 200 for u in check)
-
-            wait_until_blocking(all_back, timeout=1800, interval=0.5,
-                       message="the sampled alliances after the restart")
-            figures |= {"restore_healthy_s": rounded(healthy_s),
-                        "restore_s": rounded(time.monotonic() - started)}
+            answers = [http.get(u).json() for u in check]
+            healthy_s, back_s = timed_restore(stack, http, check)
+            identical = [http.get(u).json() for u in check] == answers
+            figures |= {"restore_healthy_s": rounded(healthy_s), "restore_s": rounded(back_s),
+                        "rss_mb_after_restore": rounded(rss_mb(agg.process.pid))}
+            if store == "rocksdb://":
+                healthy_s, back_s = timed_restore(stack, http, check, lose_disk=True)
+                figures |= {"restore_without_disk_healthy_s": rounded(healthy_s),
+                            "restore_without_disk_s": rounded(back_s),
+                            "rss_mb_after_restore_without_disk":
+                                rounded(rss_mb(agg.process.pid))}
+                identical = identical and [http.get(u).json() for u in check] == answers
+            figures["restored_answers_identical"] = identical
     finally:
         stack.stop()
     return figures
-
-
-def wait_until_blocking_consumed(base_url: str, topic: str, target: float,
-                                 timeout: float) -> None:
-    wait_until_blocking(lambda: consumed(base_url, topic) >= target, timeout=timeout, interval=0.5,
-               message=lambda last: f"the aggregator did not fold {target} events in "
-               f"{timeout}s")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,10 +254,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="requests per single-item query kind (lists: a fifth)")
     parser.add_argument("--seed", type=int, default=1987)
     parser.add_argument("--run-dir", help="logs (default: a temp dir)")
+    parser.add_argument("--store", choices=("rocksdb://", "memory://"), default="rocksdb://",
+                        help="the aggregator's table store")
     args = parser.parse_args(argv)
     run_dir = Path(args.run_dir or tempfile.mkdtemp(prefix="radar-view-bench-"))
-    print(f"view bench: {args.alliances} alliances; logs in {run_dir}/logs", flush=True)
-    figures = measure(args.alliances, args.queries, args.seed, run_dir)
+    print(f"view bench: {args.alliances} alliances on {args.store}; logs in {run_dir}/logs",
+          flush=True)
+    figures = measure(args.alliances, args.queries, args.seed, run_dir, args.store)
     print(json.dumps(figures))
     return 0
 

@@ -351,9 +351,9 @@ class AggregatorSettings(HttpSettings):
                               "rocksdb:// on disk under the data directory (memory stays flat "
                               "as the view grows; a restart replays only the changelog tail), "
                               "memory:// in RAM (rebuilt from the changelogs at every start).")
-    rocksdb_cache_mb: int = Field(16, ge=1, description="RocksDB block cache per table "
+    rocksdb_cache_mb: int = Field(8, ge=1, description="RocksDB block cache per table "
                                   "partition (rocksdb:// only).")
-    rocksdb_write_buffer_mb: int = Field(8, ge=1, description="RocksDB memtable size per table "
+    rocksdb_write_buffer_mb: int = Field(4, ge=1, description="RocksDB memtable size per table "
                                          "partition, two at most (rocksdb:// only).")
     history_limit: int = Field(50, ge=1, description="Stage transitions kept per alliance.")
     observation_limit: int = Field(200, ge=1, description="Supporting events kept per "

@@ -22,6 +22,7 @@ import faust
 from services.aggregator import metrics as agg_metrics
 from services.aggregator.fence import source_header
 from services.aggregator.index import add_link, index_changed, links_for
+from services.aggregator.lanes import PartitionLanes
 from services.aggregator.state import apply
 from services.aggregator.tables import load_index, load_state
 from services.aggregator.wiring import SERVICE, Aggregator
@@ -115,39 +116,77 @@ def _outputs(agg: Aggregator, event: faust.EventT
     return sends, change_send, (key, new)
 
 
-async def aggregate_partnerships(agg: Aggregator, stream: faust.StreamT) -> None:
-    """One partnership record at a time: its change, state and index links acknowledged by
-    the broker, then its table write acknowledged, then the record acked (so Faust commits
-    its offset). A crash anywhere before the ack redelivers the record: before the table
-    write, the same change is sent again (same change_id; subscribers dedup), after it, the
-    event is a duplicate and changes nothing. Never a committed offset whose effects are
-    missing (see `shared.faust_app.deliver`)."""
+async def in_lanes(agg: Aggregator, stream: faust.StreamT,
+                   handle: Callable[[faust.StreamT, faust.EventT, float], Awaitable[None]]
+                   ) -> None:
+    """Each record of `stream` to `handle`, one at a time per input partition, the
+    partitions side by side (`lanes.py`). A record of a partition this worker no longer
+    holds (revoked while it waited) is left unacked: its new owner gets it."""
     app = agg.app
     manual = stream.noack()
-    async for event in manual.events():
-        time_in = app.monitor.time()
-        sends, change_send, write = _outputs(agg, event)
-        msg = event.message
-        if change_send is not None:
-            if msg.offset <= await agg.fence.upto(msg.partition):
-                log.info("change of %s[%s]@%s is already on %s (sent before a restart); "
-                         "not sent again", msg.topic, msg.partition, msg.offset,
-                         agg.topics.changes)
-                agg_metrics.CHANGES_NOT_RESENT.inc()
-            else:
-                sends.append(change_send)
-        await deliver(sends, what="aggregator outputs")
-        if change_send is not None:
-            agg.fence.record(msg.partition, msg.offset)
-        if write is not None:
-            key, state = write
-            await put_acknowledged(agg.tables.alliances, key, state.to_bytes(),
-                                   partition=msg.partition)
-            agg.tables.alliance_written(msg.partition, state)
-        ack(app, manual, event, time_in)
+
+    async def handle_if_ours(item: tuple[faust.EventT, float]) -> None:
+        event, time_in = item
+        if event.message.tp in app.consumer.assignment():
+            await handle(manual, event, time_in)
+
+    lanes: PartitionLanes[tuple[faust.EventT, float]] = PartitionLanes(handle_if_ours)
+    try:
+        async for event in manual.events():
+            await lanes.put(event.message.partition, (event, app.monitor.time()))
+    finally:
+        await lanes.close()
+
+
+async def aggregate_partnerships(agg: Aggregator, stream: faust.StreamT) -> None:
+    """Partnership records in partition lanes (`in_lanes`)."""
+    async def handle(manual: faust.StreamT, event: faust.EventT, time_in: float) -> None:
+        await fold_partnership(agg, manual, event, time_in)
+
+    await in_lanes(agg, stream, handle)
+
+
+async def fold_partnership(agg: Aggregator, manual: faust.StreamT, event: faust.EventT,
+                           time_in: float) -> None:
+    """One partnership record: its change, state and index links acknowledged by the
+    broker, then its table write acknowledged, then the record acked (so Faust commits its
+    offset). A crash anywhere before the ack redelivers the record: before the table write,
+    the same change is sent again (same change_id; subscribers dedup), after it, the event
+    is a duplicate and changes nothing. Never a committed offset whose effects are missing
+    (see `shared.faust_app.deliver`). The records of one partition come here one at a time,
+    in order (the change fence and the table writes of a key rely on it)."""
+    app = agg.app
+    sends, change_send, write = _outputs(agg, event)
+    msg = event.message
+    if change_send is not None:
+        if msg.offset <= await agg.fence.upto(msg.partition):
+            log.info("change of %s[%s]@%s is already on %s (sent before a restart); "
+                     "not sent again", msg.topic, msg.partition, msg.offset,
+                     agg.topics.changes)
+            agg_metrics.CHANGES_NOT_RESENT.inc()
+        else:
+            sends.append(change_send)
+    await deliver(sends, what="aggregator outputs")
+    if change_send is not None:
+        agg.fence.record(msg.partition, msg.offset)
+    if write is not None:
+        key, state = write
+        await put_acknowledged(agg.tables.alliances, key, state.to_bytes(),
+                               partition=msg.partition)
+        agg.tables.alliance_written(msg.partition, state)
+    ack(app, manual, event, time_in)
 
 
 async def index_company_links(agg: Aggregator, stream: faust.StreamT) -> None:
+    """Company links in partition lanes (`in_lanes`)."""
+    async def handle(manual: faust.StreamT, event: faust.EventT, time_in: float) -> None:
+        await index_company_link(agg, manual, event, time_in)
+
+    await in_lanes(agg, stream, handle)
+
+
+async def index_company_link(agg: Aggregator, manual: faust.StreamT, event: faust.EventT,
+                             time_in: float) -> None:
     """Second stage of the repartition: the worker owning a company's partition updates it
     (acknowledged before the link is acked, as above). Only our own agent writes here, but
     anyone with access to the broker can: a bad record is dead-lettered (with the
@@ -155,26 +194,23 @@ async def index_company_links(agg: Aggregator, stream: faust.StreamT) -> None:
     in a shard no query reaches."""
     app = agg.app
     companies = agg.tables.companies
-    manual = stream.noack()
-    async for event in manual.events():
-        time_in = app.monitor.time()
-        metrics.PIPELINE.consumed.labels(SERVICE, event.message.topic).inc()
-        letters: list[Send] = []
-        link = decode(CompanyLink, event.value)
-        if isinstance(link, Rejected):
-            letters = _dead_letter(agg, event, link)
-        elif (misplaced := _check_placement(agg, event, link)) is not None:
-            letters = _dead_letter(agg, event, misplaced)
+    metrics.PIPELINE.consumed.labels(SERVICE, event.message.topic).inc()
+    letters: list[Send] = []
+    link = decode(CompanyLink, event.value)
+    if isinstance(link, Rejected):
+        letters = _dead_letter(agg, event, link)
+    elif (misplaced := _check_placement(agg, event, link)) is not None:
+        letters = _dead_letter(agg, event, misplaced)
+    else:
+        try:
+            updated = add_link(load_index(companies.get(event.key)), link)
+        except Exception as exc:
+            log.exception("company index update failed")
+            letters = _dead_letter(agg, event, Rejected("processing_error", repr(exc)))
         else:
-            try:
-                updated = add_link(load_index(companies.get(event.key)), link)
-            except Exception as exc:
-                log.exception("company index update failed")
-                letters = _dead_letter(agg, event, Rejected("processing_error", repr(exc)))
-            else:
-                if updated is not None:
-                    await put_acknowledged(companies, event.key, updated.to_bytes(),
-                                           partition=event.message.partition)
-                    agg.tables.company_written(event.message.partition, updated)
-        await deliver(letters, what="aggregator outputs")
-        ack(app, manual, event, time_in)
+            if updated is not None:
+                await put_acknowledged(companies, event.key, updated.to_bytes(),
+                                       partition=event.message.partition)
+                agg.tables.company_written(event.message.partition, updated)
+    await deliver(letters, what="aggregator outputs")
+    ack(app, manual, event, time_in)

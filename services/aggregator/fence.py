@@ -3,6 +3,7 @@ between its acknowledgement and the table write (see `ChangeFence`)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -39,6 +40,8 @@ class ChangeFence:
         self._upto: dict[int, int] = {}
         self._generation: int | None = None
         self._reader: Any = None
+        #: The partition lanes ask side by side; the one reader reads one tail at a time.
+        self._reading = asyncio.Lock()
 
     def record(self, partition: int, offset: int) -> None:
         self._upto[partition] = max(offset, self._upto.get(partition, -1))
@@ -48,7 +51,9 @@ class ChangeFence:
             self._upto.clear()
             self._generation = self._app.consumer_generation_id
         if partition not in self._upto:
-            self._upto[partition] = await self._read_tail(partition)
+            async with self._reading:
+                tail = await self._read_tail(partition)
+            self._upto.setdefault(partition, tail)
         return self._upto[partition]
 
     async def _read_tail(self, partition: int, last: int = 100) -> int:
