@@ -120,17 +120,19 @@ def disk_mb(folder: Path) -> float:
 
 
 def fold_watching_memory(base_url: str, topic: str, target: float, pid: int, timeout: float,
-                         samples: int = 10) -> list[tuple[int, float]]:
+                         samples: int = 10) -> list[tuple[float, int, float]]:
     """Wait until the aggregator has consumed `target` events, sampling its RSS each time
-    another `1/samples` of them is folded: [(events folded so far, RSS MB)]."""
+    another `1/samples` of them is folded: [(seconds, events folded so far, RSS MB)]."""
     start = consumed(base_url, topic)
+    began = time.monotonic()
     step = max(1.0, (target - start) / samples)
-    out: list[tuple[int, float]] = []
+    out: list[tuple[float, int, float]] = []
 
     def progressed() -> bool:
         done = consumed(base_url, topic)
         if done >= start + step * (len(out) + 1) or done >= target:
-            out.append((int(done - start), rounded(rss_mb(pid))))
+            out.append((rounded(time.monotonic() - began), int(done - start),
+                        rounded(rss_mb(pid))))
         return done >= target
 
     wait_until_blocking(progressed, timeout=timeout, interval=0.5,

@@ -130,7 +130,7 @@ async def in_lanes(agg: Aggregator, stream: faust.StreamT,
         if event.message.tp in app.consumer.assignment():
             await handle(manual, event, time_in)
 
-    lanes: PartitionLanes[tuple[faust.EventT, float]] = PartitionLanes(handle_if_ours)
+    lanes: PartitionLanes[tuple[faust.EventT, float]] = PartitionLanes(handle_if_ours, depth=256)
     try:
         async for event in manual.events():
             await lanes.put(event.message.partition, (event, app.monitor.time()))

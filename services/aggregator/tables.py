@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import faust
@@ -145,16 +146,17 @@ class Tables:
         return {tp.partition for tp in self.app.assignor.assigned_actives()
                 if tp.topic == topic}
 
-    def local_states(self) -> list[AllianceState]:
-        """The alliances of this worker's active partitions (a scan: time travel only). The
-        in-memory store also holds standby copies and keys of partitions that moved away;
-        those are other workers' to answer."""
+    def local_states(self) -> Iterator[AllianceState]:
+        """The alliances of this worker's active partitions, one at a time (a scan: time
+        travel only). The in-memory store also holds standby copies and keys of partitions
+        that moved away; those are other workers' to answer."""
         owned = self.active_partitions(self.alliances)
-        out = []
-        for key, raw in list(self.alliances.items()):
+        items = self.alliances.items()
+        if self.in_memory:
+            items = list(items)  # the agents may write while a page is folded
+        for key, raw in items:
             if raw and self.key_partition(key) in owned:
-                out.append(AllianceState.model_validate_json(raw))
-        return out
+                yield AllianceState.model_validate_json(raw)
 
     def alliance_count(self, owned: set[int]) -> int:
         """Alliances in the partitions `owned`, from the index (no scan)."""

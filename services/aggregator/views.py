@@ -14,6 +14,7 @@ silently partial view. Every answer names the worker that produced it in `X-Rada
 from __future__ import annotations
 
 import asyncio
+import heapq
 import json
 import time
 from collections.abc import Callable
@@ -228,8 +229,10 @@ class RadarView(View):
         rows = (summarize(state) for state in
                 states_as_of(self.agg.tables.local_states(), filters.as_of, self.agg.rules)
                 if selection.admits(AllianceEntry.of(state)))
-        after = [row for row in rows if page.after is None or sort_key(row) < page.after]
-        return alliance_list(after, owned, limit=page.limit, filters=filters)
+        after = (row for row in rows if page.after is None or sort_key(row) < page.after)
+        # the page and one more (so the list knows another page follows), not every row
+        first = heapq.nlargest(page.limit + 1, after, key=sort_key)
+        return alliance_list(first, owned, limit=page.limit, filters=filters)
 
     async def gather(self, filters: Filters, page: Page,
                      companies: frozenset[str] | None = None) -> AllianceList:
