@@ -128,9 +128,22 @@ def make_producer(kafka: KafkaSettings, client_id: str) -> AIOKafkaProducer:
     return AIOKafkaProducer(client_id=client_id, **producer_options(kafka))
 
 
+#: Fetch wait of consumers off the news path (followers of the seen and webhook-subscription
+#: topics, the change fence's reader): Tansu answers an empty fetch only when its wait runs
+#: out, so every consumer polls the broker 1000/wait times a second even when idle (measured
+#: idle stack CPU: 7.7 % of one core at 100 ms, 43 % at 10 ms). Only the news path needs the
+#: short wait.
+BACKGROUND_FETCH_MAX_WAIT_MS = 100
+
+
 def make_consumer(kafka: KafkaSettings, *topics: str, group_id: str | None,
-                  client_id: str, **overrides: Any) -> AIOKafkaConsumer:
+                  client_id: str, background: bool = False,
+                  **overrides: Any) -> AIOKafkaConsumer:
+    """`background`: a consumer nothing waits on within a second (see
+    BACKGROUND_FETCH_MAX_WAIT_MS)."""
     opts = consumer_options(kafka) | overrides
+    if background:
+        opts["fetch_max_wait_ms"] = max(opts["fetch_max_wait_ms"], BACKGROUND_FETCH_MAX_WAIT_MS)
     return AIOKafkaConsumer(*topics, group_id=group_id, client_id=client_id, **opts)
 
 
