@@ -98,8 +98,12 @@ def latency_stream(background: list[Article], count: int, share: float,
 def latency_figures(lat: Any, tag: str) -> tuple[dict[str, Any], list[float], list[float]]:
     ms = [s * 1000 for s in lat.seconds_from_fetch]
     ms_http = [s * 1000 for s in lat.seconds_from_request]
+    cpu = {name: rounded(seconds * 1000 / max(lat.sent, 1), 2)
+           for name, seconds in sorted(lat.cpu_seconds.items())}
     return ({**{f"latency_ms_p{q}_at_{tag}": rounded(percentile(ms, q)) for q in (50, 95, 99)},
-             f"latency_samples_at_{tag}": len(ms)}, ms, ms_http)
+             f"latency_samples_at_{tag}": len(ms),
+             # CPU ms per article sent, per process, during the run
+             f"cpu_ms_per_article_at_{tag}": cpu}, ms, ms_http)
 
 
 def run_pipeline(args: argparse.Namespace, warmup: list[Article],
@@ -308,6 +312,10 @@ def main(argv: list[str] | None = None) -> int:
         table.add_row("  p50 broker + fetch",
                       f"{percentile([x * 1000 for x in lat.article_visible], 50):,.0f} ms",
                       "article record → this benchmark's consumer (reference)")
+        per_article = {name: seconds * 1000 / max(lat.sent, 1)
+                       for name, seconds in sorted(lat.cpu_seconds.items())}
+        table.add_row("  CPU ms per article", f"{sum(per_article.values()):,.2f}",
+                      ", ".join(f"{name} {ms:.2f}" for name, ms in per_article.items()))
         table.add_row("latency samples", str(len(ms)),
                       f"{lat.sent} sent, {args.latency_batch} per request, achieved "
                       f"{lat.achieved_per_s:.1f}/s")

@@ -439,7 +439,9 @@ class StreamProcessor:
             await self._publish(outcomes)
             chunk.published = True
             await self._commit_published()
-        except BaseException as exc:
+        except asyncio.CancelledError:
+            raise  # the loop is going down anyway: this poll is read again after a restart
+        except Exception as exc:
             if self._failure is None:
                 self._failure = exc
                 log.error("%s: publishing or committing failed: %r", self.service, exc)

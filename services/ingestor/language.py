@@ -43,21 +43,26 @@ class VectorIdentifier(LanguageIdentifier):
 
     @cached_property
     def _tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Transitions, each state's row offset into them, each state's feature (-1: none)."""
-        return (np.asarray(self.tk_nextmove, dtype=np.int64),
+        """Transitions (the model's own uint32 array, 39 MB: not copied), each state's row
+        offset into them, each state's feature (-1: none)."""
+        return (np.asarray(self.tk_nextmove),
                 np.asarray(self.tk_row, dtype=np.int64) << 8,
                 np.asarray(self.tk_output, dtype=np.int64))
 
     @cached_property
     def depth(self) -> int:
         """The most bytes any state stands for: its distance from the start state (a
-        breadth-first walk over every byte)."""
+        breadth-first walk over every byte, a few thousand states at a time so that the
+        walk needs a few MB)."""
         nextmove, rowbase, _ = self._tables
         seen = np.zeros(len(rowbase), dtype=bool)
         seen[0] = True
-        frontier, depth = np.array([0]), 0
+        frontier, depth, step = np.array([0]), 0, 4096
+        every_byte = np.arange(256)
         while True:
-            reached = np.unique(nextmove[rowbase[frontier][:, None] + np.arange(256)])
+            reached = np.unique(np.concatenate([
+                np.unique(nextmove[rowbase[frontier[i:i + step]][:, None] + every_byte])
+                for i in range(0, len(frontier), step)]))
             frontier = reached[~seen[reached]]
             if not len(frontier):
                 return depth
