@@ -4,12 +4,15 @@ Only a confident detection can skip an article: short texts full of company name
 unsure, and dropping real news on a weak guess is worse than passing one foreign article.
 
 py3langid finds the byte n-gram features of a text by walking its automaton one byte at a
-time in Python (0.46 ms of the ingestor's CPU per Reuters article). `VectorIdentifier` finds
+time in Python. `VectorIdentifier` finds
 the same features with numpy: the automaton is an Aho-Corasick machine, so its state after
 any byte depends only on the last `depth` bytes (its deepest state; 6 for the bundled model),
 and `depth` vectorised steps over the whole text give every position's state at once. The
 scores are computed from the same features in the same order, so the detection is identical
-(a unit test compares both on the Reuters TRAIN articles the benchmark feeds).
+(a unit test compares both on the Reuters TRAIN articles the benchmark feeds). Detection
+then costs 0.14 instead of 0.19 ms CPU per Reuters article; most of the rest is the model's
+scoring (its float16 table is widened per call; a float32 copy would save about 0.1 ms more
+for 57 MB of memory).
 """
 
 from __future__ import annotations
