@@ -45,7 +45,7 @@ from rich.table import Table
 from bench.corpus import Article, news_mix, synthetic_articles
 from bench.extraction import measure
 from bench.pipeline import Bench
-from bench.stats import percentile, rounded, shown, spread, spread_figures
+from bench.stats import bucket_quantile, percentile, rounded, shown, spread, spread_figures
 from shared.settings import ExtractorSettings, load
 
 #: The goals of issue 12 on the 2-core development machine; `targets_met` in the JSON line
@@ -103,7 +103,11 @@ def latency_figures(lat: Any, tag: str) -> tuple[dict[str, Any], list[float], li
     return ({**{f"latency_ms_p{q}_at_{tag}": rounded(percentile(ms, q)) for q in (50, 95, 99)},
              f"latency_samples_at_{tag}": len(ms),
              # CPU ms per article sent, per process, during the run
-             f"cpu_ms_per_article_at_{tag}": cpu}, ms, ms_http)
+             f"cpu_ms_per_article_at_{tag}": cpu,
+             # the extractor's handling of one poll (its share of the extractor hop)
+             **{f"extractor_batch_ms_p{q}_at_{tag}":
+                rounded(bucket_quantile(lat.extractor_batch_seconds, q) * 1000)
+                for q in (50, 99)}}, ms, ms_http)
 
 
 def run_pipeline(args: argparse.Namespace, warmup: list[Article],
@@ -312,6 +316,10 @@ def main(argv: list[str] | None = None) -> int:
         table.add_row("  p50 broker + fetch",
                       f"{percentile([x * 1000 for x in lat.article_visible], 50):,.0f} ms",
                       "article record → this benchmark's consumer (reference)")
+        table.add_row("  p50 / p99 extractor batch",
+                      f"{bucket_quantile(lat.extractor_batch_seconds, 50) * 1000:,.0f} / "
+                      f"{bucket_quantile(lat.extractor_batch_seconds, 99) * 1000:,.0f} ms",
+                      "handling one poll (the workers' parse), from its histogram")
         per_article = {name: seconds * 1000 / max(lat.sent, 1)
                        for name, seconds in sorted(lat.cpu_seconds.items())}
         table.add_row("  CPU ms per article", f"{sum(per_article.values()):,.2f}",
