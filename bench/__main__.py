@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import tempfile
 import time
@@ -44,7 +45,7 @@ from rich.table import Table
 from bench.corpus import Article, news_mix, synthetic_articles
 from bench.extraction import measure
 from bench.pipeline import Bench
-from bench.stats import percentile, rounded, shown, spread, spread_figures
+from bench.stats import bucket_quantile, percentile, rounded, shown, spread, spread_figures
 from shared.settings import ExtractorSettings, load
 
 #: The goals of issue 12 on the 2-core development machine; `targets_met` in the JSON line
@@ -97,8 +98,16 @@ def latency_stream(background: list[Article], count: int, share: float,
 def latency_figures(lat: Any, tag: str) -> tuple[dict[str, Any], list[float], list[float]]:
     ms = [s * 1000 for s in lat.seconds_from_fetch]
     ms_http = [s * 1000 for s in lat.seconds_from_request]
+    cpu = {name: rounded(seconds * 1000 / max(lat.sent, 1), 2)
+           for name, seconds in sorted(lat.cpu_seconds.items())}
     return ({**{f"latency_ms_p{q}_at_{tag}": rounded(percentile(ms, q)) for q in (50, 95, 99)},
-             f"latency_samples_at_{tag}": len(ms)}, ms, ms_http)
+             f"latency_samples_at_{tag}": len(ms),
+             # CPU ms per article sent, per process, during the run
+             f"cpu_ms_per_article_at_{tag}": cpu,
+             # the extractor's handling of one poll (its share of the extractor hop)
+             **{f"extractor_batch_ms_p{q}_at_{tag}":
+                rounded(bucket_quantile(lat.extractor_batch_seconds, q) * 1000)
+                for q in (50, 99)}}, ms, ms_http)
 
 
 def run_pipeline(args: argparse.Namespace, warmup: list[Article],
@@ -192,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="articles for the in-process extractor vs full-parse run")
     parser.add_argument("--warmup", type=int, default=40)
     parser.add_argument("--seed", type=int, default=1987)
-    parser.add_argument("--only", choices=("all", "extraction", "pipeline"), default="all")
+    parser.add_argument("--only", choices=("all", "extraction", "pipeline", "latency"),
+                        default="all", help="latency: the stack and the latency run at "
+                        "--rate only (no throughput, capacity or scaling runs)")
     parser.add_argument("--quick", action="store_true",
                         help="day-to-day size (make bench QUICK=1): one pipeline run, short "
                         "streams, no scaling; under two minutes")
@@ -203,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.articles, args.repeats, args.latency_seconds = 600, 1, 10.0
         args.capacity_seconds, args.scaling, args.extractor_articles = 6.0, [], 150
+    if args.only == "latency":
+        args.repeats, args.capacity_seconds, args.scaling = 0, 0.0, []
     console = Console(stderr=False)
     model = load(ExtractorSettings).model
 
@@ -222,7 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     warmup = synthetic_articles(args.warmup, seed=args.seed + 7, partnership_share=0.5,
                                 id_prefix="warmup")
     console.print(f"news mix: {origin}")
-    figures: dict[str, Any] = {"corpus": origin, "repeats": args.repeats, "quick": args.quick}
+    figures: dict[str, Any] = {"corpus": origin, "repeats": args.repeats, "quick": args.quick,
+                               # how busy the shared machine was (1-minute load average)
+                               "load_average_at_start": round(os.getloadavg()[0], 2)}
     table = Table(title="Alliance Radar benchmark", show_lines=False)
     table.add_column("figure")
     table.add_column("value (median \\[min-max])", justify="right")
@@ -258,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         if report:
             print(report)
 
-    if args.only in ("all", "pipeline"):
+    if args.only in ("all", "pipeline", "latency"):
         started = time.monotonic()
         out = run_pipeline(args, warmup, latency_articles, throughput_runs, capacity_pool,
                            console)
@@ -266,23 +281,25 @@ def main(argv: list[str] | None = None) -> int:
         per_s = [t.articles_per_s for t in thrs]
         tag = f"{args.rate:g}"
         lat_figures, ms, ms_http = latency_figures(lat, tag)
-        figures |= {**spread_figures("pipeline_articles_per_s", per_s),
-                    "pipeline_articles": thrs[-1].published,
-                    **lat_figures,
+        if thrs:
+            figures |= {**spread_figures("pipeline_articles_per_s", per_s),
+                        "pipeline_articles": thrs[-1].published}
+        figures |= {**lat_figures,
                     "latency_articles_per_request": args.latency_batch,
-                    f"latency_hops_ms_p50_at_{tag}": {
-                        hop.split(":")[0]: rounded(percentile([x * 1000 for x in v], 50))
-                        for hop, v in lat.hops.items()},
+                    **{f"latency_hops_ms_p{q}_at_{tag}": {
+                        hop.split(":")[0]: rounded(percentile([x * 1000 for x in v], q))
+                        for hop, v in lat.hops.items()} for q in (50, 99)},
                     **{f"rss_mb_{name}": rounded(mb) for name, mb in sorted(rss.items())}}
-        if full_parse:
+        if full_parse and per_s:
             figures |= spread_figures(
                 "pipeline_vs_full_parse", [p / spread(full_parse)[0] for p in per_s], 2)
-        table.add_row("pipeline articles/s", shown(per_s),
-                      f"{thrs[-1].published} published per run, {len(thrs)} runs (ingest "
-                      f"alone {thrs[-1].ingest_articles_per_s:,.0f}/s), "
-                      f"{thrs[-1].partnership_events} events; target ≥ "
-                      f"{TARGET_ARTICLES_PER_S:g}")
-        if full_parse:
+        if thrs:
+            table.add_row("pipeline articles/s", shown(per_s),
+                          f"{thrs[-1].published} published per run, {len(thrs)} runs (ingest "
+                          f"alone {thrs[-1].ingest_articles_per_s:,.0f}/s), "
+                          f"{thrs[-1].partnership_events} events; target ≥ "
+                          f"{TARGET_ARTICLES_PER_S:g}")
+        if full_parse and per_s:
             table.add_row("pipeline / full parse",
                           shown([p / spread(full_parse)[0] for p in per_s], ".2f"),
                           "same invocation")
@@ -292,12 +309,21 @@ def main(argv: list[str] | None = None) -> int:
                           f"{percentile(ms_http, q):,.0f} ms"
                           + (f"; target ≤ {TARGET_P99_MS:g}" if q == 99 else ""))
         for hop, seconds in lat.hops.items():
-            table.add_row(f"  p50 {hop.split(':')[0]}",
-                          f"{percentile([x * 1000 for x in seconds], 50):,.0f} ms",
+            ms_hop = [x * 1000 for x in seconds]
+            table.add_row(f"  p50 / p99 {hop.split(':')[0]}",
+                          f"{percentile(ms_hop, 50):,.0f} / {percentile(ms_hop, 99):,.0f} ms",
                           hop.split(": ")[1])
         table.add_row("  p50 broker + fetch",
                       f"{percentile([x * 1000 for x in lat.article_visible], 50):,.0f} ms",
                       "article record → this benchmark's consumer (reference)")
+        table.add_row("  p50 / p99 extractor batch",
+                      f"{bucket_quantile(lat.extractor_batch_seconds, 50) * 1000:,.0f} / "
+                      f"{bucket_quantile(lat.extractor_batch_seconds, 99) * 1000:,.0f} ms",
+                      "handling one poll (the workers' parse), from its histogram")
+        per_article = {name: seconds * 1000 / max(lat.sent, 1)
+                       for name, seconds in sorted(lat.cpu_seconds.items())}
+        table.add_row("  CPU ms per article", f"{sum(per_article.values()):,.2f}",
+                      ", ".join(f"{name} {ms:.2f}" for name, ms in per_article.items()))
         table.add_row("latency samples", str(len(ms)),
                       f"{lat.sent} sent, {args.latency_batch} per request, achieved "
                       f"{lat.achieved_per_s:.1f}/s")
@@ -319,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         table.add_row("pipeline run", f"{time.monotonic() - started:.0f} s", "wall clock")
         figures["targets_met"] = targets_met(figures, tag, len(ms))
 
+    figures["load_average_at_end"] = round(os.getloadavg()[0], 2)
     console.print(table)
     print(json.dumps(figures, ensure_ascii=False))
     return 0

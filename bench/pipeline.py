@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from bench.corpus import Article
-from bench.stats import parse_metrics, peak_rss_mb, rate, total
+from bench.stats import buckets, cpu_seconds, parse_metrics, peak_rss_mb, rate, total
 from services.cli.stack import SERVICES, Stack
 from shared.auth import bearer_headers
 from shared.broker import free_port
@@ -84,6 +84,14 @@ class LatencyFigures:
     #: Reference for the broker and fetch alone: article record CreateTime -> its arrival
     #: at the benchmark's own consumer (which polls continuously).
     article_visible: list[float] = field(default_factory=list)
+    #: CPU seconds each process of the stack used during the run (services, the largest
+    #: extractor worker's share summed over workers as "extractor_workers", the broker):
+    #: what the stream cost, whatever else the machine was doing.
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+    #: The extractor's handling time per poll (decode, extraction in the workers; not the
+    #: fetch, the wait for a free worker or the publishing) over the run: cumulative
+    #: histogram buckets {upper bound in s: count}, from its /metrics.
+    extractor_batch_seconds: dict[float, float] = field(default_factory=dict)
 
 
 class Bench:
@@ -204,6 +212,8 @@ class Bench:
             return await self.post(chunk)
 
         collector = asyncio.create_task(collect())
+        cpu_before = self.cpu_seconds()
+        batches_before = await self.extractor_batches()
         try:
             base = await self.progress()
             started = time.monotonic()
@@ -221,8 +231,15 @@ class Bench:
             stop.set()
             await collector
             await consumer.stop()
+        cpu_after = self.cpu_seconds()
+        batches_after = await self.extractor_batches()
         figures = LatencyFigures(per_second, rate(len(articles) - batch, last_sent - started),
-                                 len(articles), article_visible=visible)
+                                 len(articles), article_visible=visible,
+                                 cpu_seconds={name: cpu_after[name] - cpu_before.get(name, 0.0)
+                                              for name in cpu_after},
+                                 extractor_batch_seconds={
+                                     bound: count - batches_before.get(bound, 0.0)
+                                     for bound, count in batches_after.items()})
         for article_id, change_at, arrived in arrivals.values():
             figures.seconds_from_request.append(arrived - requested[article_id])
             if article_id not in fetched:
@@ -251,6 +268,23 @@ class Bench:
         for tp in parts:
             await consumer.position(tp)
         return consumer
+
+    async def extractor_batches(self) -> dict[float, float]:
+        """The extractor's poll-handling histogram so far (cumulative buckets)."""
+        text = (await self.http.get(self.url("extractor", "/metrics"))).text
+        return buckets(parse_metrics(text), "radar_batch_processing_seconds",
+                       service="extractor")
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds used so far by each service, the extractor's workers (summed) and the
+        broker."""
+        out = {name: cpu_seconds(pid) for name, pid in self.pids().items()}
+        if self.stack.broker is not None and self.stack.broker.process is not None:
+            out["broker"] = cpu_seconds(self.stack.broker.process.pid)
+        health = httpx.get(self.url("extractor", "/health"), timeout=5).json()
+        out["extractor_workers"] = sum(cpu_seconds(pid)
+                                       for pid in health.get("worker_pids", []))
+        return out
 
     def peak_rss_mb(self) -> dict[str, float]:
         out = {name: peak_rss_mb(svc.process.pid)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Sequence
 
 
@@ -53,6 +54,47 @@ def peak_rss_mb(pid: int) -> float:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     return math.nan
+
+
+def buckets(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str,
+            **labels: str) -> dict[float, float]:
+    """A Prometheus histogram's cumulative bucket counts {upper bound: count} (`name` without
+    the `_bucket` suffix), summed over the samples whose labels include `labels`."""
+    wanted = set(labels.items())
+    out: dict[float, float] = {}
+    for (sample, ls), value in samples.items():
+        if sample == f"{name}_bucket" and wanted <= ls:
+            bound = float(dict(ls)["le"])
+            out[bound] = out.get(bound, 0.0) + value
+    return dict(sorted(out.items()))
+
+
+def bucket_quantile(cumulative: dict[float, float], q: float) -> float:
+    """The q-th percentile (0-100) of a histogram from its cumulative buckets, interpolated
+    linearly inside the bucket (as Prometheus' histogram_quantile); NaN for no counts, the
+    last finite bound when it falls in the +Inf bucket."""
+    bounds = sorted(cumulative)
+    total_count = cumulative[bounds[-1]] if bounds else 0.0
+    if total_count <= 0:
+        return math.nan
+    rank = total_count * q / 100
+    lower, below = 0.0, 0.0
+    for bound in bounds:
+        count = cumulative[bound]
+        if count >= rank:
+            if math.isinf(bound):
+                return lower
+            inside = count - below
+            return lower + (bound - lower) * ((rank - below) / inside if inside else 1.0)
+        lower, below = bound, count
+    return lower
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a live process has used so far (/proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def words(texts: Iterable[str]) -> int:

@@ -79,8 +79,9 @@ class KafkaSettings(BaseSettings):
                                               "interval; default 1000 embedded, 3000 kafka.")
     request_timeout_ms: int = Field(30000, ge=1000, description="Kafka request timeout.")
     fetch_max_wait_ms: int | None = Field(None, ge=10, description="Longest a consumer fetch "
-                                          "waits for data; default 100 embedded, 500 kafka "
-                                          "(bounds latency per hop).")
+                                          "waits for data; default 20 embedded, 500 kafka "
+                                          "(bounds latency per hop: the embedded broker "
+                                          "answers a waiting fetch only when this runs out).")
     stall_after_s: float = Field(30.0, gt=0, description="A consumed partition whose committed "
                                  "offset stays behind its end this long makes /health answer "
                                  "503 (stalled), naming the partition.")
@@ -145,7 +146,7 @@ class KafkaSettings(BaseSettings):
 
     @property
     def fetch_max_wait(self) -> int:
-        return self.fetch_max_wait_ms or (100 if self.embedded else 500)
+        return self.fetch_max_wait_ms or (20 if self.embedded else 500)
 
     @property
     def heartbeat_interval(self) -> int:

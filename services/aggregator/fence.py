@@ -59,7 +59,7 @@ class ChangeFence:
     async def _read_tail(self, partition: int, last: int = 100) -> int:
         if self._reader is None:
             self._reader = make_consumer(self._kafka, group_id=None,
-                                         client_id="radar-aggregator-fence")
+                                         client_id="radar-aggregator-fence", background=True)
             await self._reader.start()
         tp = TopicPartition(self._changes_topic, partition)
         self._reader.assign([tp])

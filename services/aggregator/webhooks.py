@@ -172,7 +172,7 @@ class Dispatcher:
         with its end at start-up."""
         topic = self.agg.topics.webhooks
         consumer = make_consumer(self.agg.kafka, group_id=None,
-                                 client_id="radar-webhook-subscriptions")
+                                 client_id="radar-webhook-subscriptions", background=True)
         await consumer.start()
         try:
             tps = [TopicPartition(topic, p) for p in range(self.agg.topics.partitions)]

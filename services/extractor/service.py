@@ -63,7 +63,9 @@ async def run() -> None:
     processor = StreamProcessor(
         service=SERVICE, kafka=k, input_topic=t.articles, model=ArticleEvent,
         group_id=settings.group_id, batch_size=settings.batch_size,
-        handler=ExtractorHandler(pool, t.partnerships))
+        # One batch in hand per extraction process: an article arriving while a batch is
+        # parsed goes to the idle worker instead of waiting for the batch (latency).
+        concurrency=pool.processes, handler=ExtractorHandler(pool, t.partnerships))
 
     def readiness() -> tuple[bool, dict[str, object]]:
         return processor.ready, {"assigned_partitions": len(processor.consumer.assignment())

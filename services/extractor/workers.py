@@ -18,6 +18,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -104,7 +105,8 @@ def _worker_extract(articles: list[ArticleEvent]) -> list[Outcome]:
 
 class ExtractorPool:
     """`extract(articles)` on `processes` cores. With one process the pipeline runs in this
-    process on a thread (no copying of articles and events between processes)."""
+    process on a thread (no copying of articles and events between processes; one call at a
+    time then). With several, calls may overlap: each hand goes to whichever worker is free."""
 
     def __init__(self, spec: PipelineSpec, processes: int | None = None) -> None:
         self.spec = spec
@@ -113,6 +115,7 @@ class ExtractorPool:
         self.threshold = 0.0
         self._local: Extractor | None = None
         self._executor: Executor | None = None
+        self._restarting = threading.Lock()
         self.restarts = 0
 
     @property
@@ -162,13 +165,14 @@ class ExtractorPool:
             return self._local.extract_outcomes(articles)
         if self._executor is None:
             raise RuntimeError("ExtractorPool.start() first")
+        executor = self._executor
         hands = deal(len(articles), self.processes)
-        futures = [self._executor.submit(_worker_extract, [articles[i] for i in hand])
+        futures = [executor.submit(_worker_extract, [articles[i] for i in hand])
                    for hand in hands]
         try:
             results = [f.result() for f in futures]
         except BrokenProcessPool:
-            self._restart()
+            self._restart(executor)
             raise
         return gather_dealt(hands, results, len(articles))
 
@@ -178,14 +182,17 @@ class ExtractorPool:
             return []
         return await asyncio.to_thread(self.extract_sync, articles)
 
-    def _restart(self) -> None:
-        log.error("an extractor worker process died; starting a new pool of %d",
-                  self.processes)
-        self.restarts += 1
-        old = self._executor
-        self._executor = self._new_executor()
-        if old is not None:
-            old.shutdown(wait=False, cancel_futures=True)
+    def _restart(self, broken: Executor) -> None:
+        """Replace the broken executor, once: batches in hand at the same time (the service
+        runs one per process, on threads) all see it break."""
+        with self._restarting:
+            if self._executor is not broken:
+                return
+            log.error("an extractor worker process died; starting a new pool of %d",
+                      self.processes)
+            self.restarts += 1
+            self._executor = self._new_executor()
+        broken.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         if self._executor is not None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import cache
+from hashlib import sha1
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import numpy as np
@@ -78,16 +79,33 @@ def _permutations() -> tuple[np.ndarray, np.ndarray]:
     return MinHash(num_perm=NUM_PERM, seed=SEED).permutations
 
 
+def _fmix32(values: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 32-bit finalizer (uint32 arithmetic wraps): datasketch's pre-mix of
+    every input hash in the affine32 scheme."""
+    values = values ^ (values >> np.uint32(16))
+    values = values * np.uint32(0x85EBCA6B)
+    values = values ^ (values >> np.uint32(13))
+    values = values * np.uint32(0xC2B2AE35)
+    return values ^ (values >> np.uint32(16))
+
+
 def signature(text: str, min_words: int) -> LeanMinHash | None:
-    """MinHash of the text's word 5-shingles; None for texts too short to judge."""
+    """MinHash of the text's word 5-shingles; None for texts too short to judge.
+
+    The values of datasketch's `MinHash(scheme="affine32").update_batch` over the shingles
+    (SHA-1's first 4 bytes of each, pre-mixed, then min over `a * h + b` per permutation),
+    computed in one pass of numpy: datasketch builds a Python int and a struct per shingle
+    (0.13 -> 0.105 ms CPU per Reuters article; a unit test checks the values are the
+    same)."""
     tokens = words(text)
     if len(tokens) < max(min_words, SHINGLE_WORDS):
         return None
     shingles = {" ".join(tokens[i:i + SHINGLE_WORDS]).encode()
                 for i in range(len(tokens) - SHINGLE_WORDS + 1)}
-    mh = MinHash(num_perm=NUM_PERM, seed=SEED, permutations=_permutations(), scheme="affine32")
-    mh.update_batch(list(shingles))
-    return LeanMinHash(mh)
+    digests = b"".join([sha1(shingle).digest()[:4] for shingle in shingles])
+    hashed = _fmix32(np.frombuffer(digests, dtype="<u4").astype(np.uint32)[:, None])
+    a, b = _permutations()
+    return LeanMinHash(seed=SEED, hashvalues=(hashed * a + b).min(axis=0), scheme="affine32")
 
 
 def signature_bytes(sig: LeanMinHash) -> bytes:

@@ -55,7 +55,7 @@ class SeenStore:
         self.index = index
         self.clock = clock
         self.consumer: AIOKafkaConsumer = make_consumer(kafka, group_id=None,
-                                                        client_id=client_id)
+                                                        client_id=client_id, background=True)
         self.replayed = False
         self.records = 0
 

@@ -50,7 +50,8 @@ async def run(settings: IngestorSettings, kafka: KafkaSettings, topics: TopicSet
                         max_backoff=settings.feed_max_backoff_s)
     inbox = StreamProcessor(service=SERVICE, kafka=kafka, input_topic=topics.inbox,
                             model=RawDocument, group_id=settings.group_id,
-                            handler=inbox_handler(ingestor), batch_size=16)
+                            handler=inbox_handler(ingestor), batch_size=16,
+                            background=True)  # documents, not yet news: no 20 ms polling
 
     def readiness() -> tuple[bool, dict[str, object]]:
         connected = ingestor.producer.client.cluster.brokers() != set()

@@ -8,14 +8,24 @@ from pathlib import Path
 
 import pytest
 
-from bench.__main__ import latency_stream, targets_met
+from bench.__main__ import latency_figures, latency_stream, targets_met
 from bench.corpus import (
     news_mix,
     parse_reuters_train,
     reuters_date,
     synthetic_articles,
 )
-from bench.stats import parse_metrics, peak_rss_mb, percentile, rounded, total
+from bench.pipeline import LatencyFigures
+from bench.stats import (
+    bucket_quantile,
+    buckets,
+    cpu_seconds,
+    parse_metrics,
+    peak_rss_mb,
+    percentile,
+    rounded,
+    total,
+)
 
 SGML = """<!DOCTYPE lewis SYSTEM "lewis.dtd">
 <REUTERS TOPICS="YES" LEWISSPLIT="TRAIN" CGISPLIT="TRAINING-SET" OLDID="1" NEWID="11">
@@ -161,3 +171,42 @@ def test_targets_met_checks_the_issue_goals_on_what_the_run_measured():
     # A p99 over too few samples is no evidence; figures not measured are not judged.
     assert targets_met({"latency_ms_p99_at_50": 100.0}, "50", latency_samples=189) == {
         "latency_ms_p99_at_50": False}
+
+
+def test_latency_figures_report_cpu_per_article_sent_per_process() -> None:
+    lat = LatencyFigures(50.0, 50.0, 200, seconds_from_fetch=[0.1, 0.2, 0.3],
+                         cpu_seconds={"extractor_workers": 2.0, "broker": 0.5},
+                         extractor_batch_seconds={0.05: 50.0, 0.1: 100.0, math.inf: 100.0})
+    figures, ms, _ = latency_figures(lat, "50")
+    assert figures["cpu_ms_per_article_at_50"] == {"broker": 2.5, "extractor_workers": 10.0}
+    assert figures["extractor_batch_ms_p50_at_50"] == 50.0
+    assert figures["extractor_batch_ms_p99_at_50"] == 99.0
+    assert figures["latency_samples_at_50"] == 3 and ms == pytest.approx([100, 200, 300])
+
+
+def test_cpu_seconds_of_this_process_grow_with_work() -> None:
+    import os
+
+    before = cpu_seconds(os.getpid())
+    sum(i * i for i in range(2_000_000))
+    assert cpu_seconds(os.getpid()) > before
+
+
+def test_histogram_buckets_and_their_quantiles() -> None:
+    text = """# HELP radar_batch_processing_seconds x
+# TYPE radar_batch_processing_seconds histogram
+radar_batch_processing_seconds_bucket{le="0.1",service="extractor"} 10.0
+radar_batch_processing_seconds_bucket{le="0.5",service="extractor"} 30.0
+radar_batch_processing_seconds_bucket{le="+Inf",service="extractor"} 40.0
+radar_batch_processing_seconds_count{service="extractor"} 40.0
+radar_batch_processing_seconds_sum{service="extractor"} 9.0
+radar_batch_processing_seconds_bucket{le="0.1",service="ingestor"} 5.0
+radar_batch_processing_seconds_bucket{le="0.5",service="ingestor"} 5.0
+radar_batch_processing_seconds_bucket{le="+Inf",service="ingestor"} 5.0
+"""
+    got = buckets(parse_metrics(text), "radar_batch_processing_seconds", service="extractor")
+    assert got == {0.1: 10.0, 0.5: 30.0, math.inf: 40.0}
+    assert bucket_quantile(got, 25) == pytest.approx(0.1)
+    assert bucket_quantile(got, 50) == pytest.approx(0.3)  # half way into (0.1, 0.5]
+    assert bucket_quantile(got, 99) == 0.5  # in the +Inf bucket: the last finite bound
+    assert math.isnan(bucket_quantile({}, 50))
