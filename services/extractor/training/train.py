@@ -363,15 +363,14 @@ def rounded(obj: object) -> object:
 
 
 def train(out: Path = default_model_path(), corpus: Path | None = None,
-          cache: Path | None = None) -> dict:
+          cache: Path | None = None, settings: Settings | None = None) -> dict:
     # One BLAS thread: the same sums in the same order on any machine, so the same model.
     with threadpool_limits(limits=1):
-        return _train(out, corpus, cache)
+        return _train(out, corpus, cache, settings or Settings())
 
 
-def _train(out: Path, corpus: Path | None, cache: Path | None) -> dict:
+def _train(out: Path, corpus: Path | None, cache: Path | None, settings: Settings) -> dict:
     started = time.time()
-    settings = Settings()
     corpus = corpus or CORPUS
     data = load_data(corpus, cache)
     reports = [r for dc in settings.detect_c for r in cv_reports(data, settings, dc)]
