@@ -1,11 +1,16 @@
 """The trained partnership and stage models, as a small JSON artefact read with numpy.
 
-Both are linear models over binary features (the strings `radar_candidates` records): a
-logistic regression that scores whether a candidate party set is a partnership the article
-reports, mapped to a calibrated probability by an isotonic curve fitted on out-of-fold
-scores, and a multinomial logistic regression for the stage. `make train` writes the
-artefact (services/extractor/training/train.py); nothing here depends on scikit-learn, and
-loading is plain JSON, never unpickling.
+Linear models over binary features (the strings `radar_candidates` records):
+- a sentence model: a logistic regression scoring each candidate sentence of a party set;
+- an article model: a logistic regression over everything the article's candidate sentences
+  show together, scoring whether the article reports any partnership at all;
+- a party-set model stacked on both (`SET_FEATURES`: the set's best, second and mean
+  sentence score, how many sentences support it, how it ranks against the article's other
+  sets and against the sets it overlaps, the article score, ...), its score mapped to a
+  calibrated probability by an isotonic curve fitted on out-of-fold scores;
+- a multinomial logistic regression for the stage, reading the set's best sentence.
+`make train` writes the artefact (services/extractor/training/train.py); nothing here
+depends on scikit-learn, and loading is plain JSON, never unpickling.
 """
 
 from __future__ import annotations
@@ -21,6 +26,78 @@ from typing import Any
 
 import numpy as np
 import spacy
+
+FORMAT = "alliance-radar.partnership-model.v2"
+#: The artefact before the article and party-set models (read; a set scores as its best
+#: sentence).
+FORMAT_V1 = "alliance-radar.partnership-model.v1"
+
+#: What the party-set model reads of one candidate party set, in this order (the artefact
+#: names them; a model trained on another list is refused). Scores are the sentence model's
+#: raw scores; "rank" is among the article's sets by best sentence score.
+SET_FEATURES = (
+    "best", "second", "mean", "log_sentences", "one_sentence",
+    "best_minus_article_best", "rank_first", "rank_second",
+    "superset_best_minus_best", "has_superset", "subset_best_minus_best", "has_subset",
+    "overlapping_best_minus_best", "has_overlapping",
+    "one_party_in_title", "two_parties_in_title", "three_parties", "four_or_more_parties",
+    "in_lead", "only_referred", "log_sets_in_article", "protagonist", "share_in_lead",
+    "article", "article_if_first",
+)
+#: Stands in for the second-best sentence score of a set proposed by one sentence.
+_NO_SECOND = 2.0
+
+
+def set_features(sets: Sequence[tuple[Sequence[str], Sequence[frozenset[str]]]],
+                 raw: Sequence[np.ndarray], article: float) -> np.ndarray:
+    """`SET_FEATURES` of each of an article's candidate sets, given as (parties, one feature
+    set per candidate sentence), from the sentence model's raw scores of those sentences
+    and the article model's score. Shared by training and inference."""
+    if not sets:
+        return np.zeros((0, len(SET_FEATURES)))
+    best = np.array([r.max() for r in raw])
+    top = best.max()
+    rank = np.empty(len(best), dtype=np.int64)
+    rank[np.argsort(-best, kind="stable")] = np.arange(len(best))
+    members = [frozenset(parties) for parties, _ in sets]
+    rows = []
+    for k, ((parties, instances), scores) in enumerate(zip(sets, raw, strict=True)):
+        mine = members[k]
+        ordered = np.sort(scores)[::-1]
+        second = ordered[1] if len(ordered) > 1 else ordered[0] - _NO_SECOND
+        sup = [best[j] for j, o in enumerate(members) if j != k and mine < o]
+        sub = [best[j] for j, o in enumerate(members) if j != k and o < mine]
+        overlap = [best[j] for j, o in enumerate(members)
+                   if j != k and mine & o and not (mine < o or o < mine)]
+        stating = instances[int(scores.argmax())]
+        in_title = 2 if "t:2" in stating else 1 if "t:1" in stating else 0
+        n = len(scores)
+        lead = sum(1 for i in instances if "lead" in i)
+        rows.append([
+            ordered[0], second, scores.mean(), np.log1p(n), float(n == 1),
+            ordered[0] - top, float(rank[k] == 0), float(rank[k] == 1),
+            max(sup) - ordered[0] if sup else 0.0, float(bool(sup)),
+            max(sub) - ordered[0] if sub else 0.0, float(bool(sub)),
+            max(overlap) - ordered[0] if overlap else 0.0, float(bool(overlap)),
+            float(in_title == 1), float(in_title == 2), float(len(parties) == 3),
+            float(len(parties) >= 4), float(lead > 0), float(all("ref" in i for i in instances)),
+            np.log1p(len(sets)), float("protagonist" in stating), lead / n,
+            article, article if rank[k] == 0 else 0.0,
+        ])
+    return np.array(rows, dtype=np.float64)
+
+
+@dataclass
+class SetModel:
+    """The party-set model: a logistic regression over standardised `SET_FEATURES`."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    weights: np.ndarray
+    bias: float
+
+    def scores(self, x: np.ndarray) -> np.ndarray:
+        return ((x - self.mean) / self.scale) @ self.weights + self.bias
 
 
 @dataclass
@@ -38,6 +115,11 @@ class PartnershipModel:
     meta: dict[str, Any]
     #: Feature prefixes the stage model reads (of the sentence that states the partnership).
     stage_prefixes: tuple[str, ...] = ()
+    #: The article model's weights (same vocabulary) and bias; None: no article model.
+    article_weights: np.ndarray | None = None
+    article_bias: float = 0.0
+    #: The party-set model; None: a set scores as its best sentence (a v1 artefact).
+    set_model: SetModel | None = None
 
     def _rows(self, feature_sets: Sequence[Iterable[str]]) -> list[np.ndarray]:
         vocab = self.vocabulary
@@ -48,6 +130,43 @@ class PartnershipModel:
         """Raw (uncalibrated) decision scores."""
         w = self.detect_weights
         return np.array([w[idx].sum() + self.detect_bias for idx in self._rows(feature_sets)])
+
+    def article_score(self, feature_sets: Sequence[Iterable[str]]) -> float:
+        """Raw score of the article model over everything the candidate sentences show."""
+        if self.article_weights is None:
+            return 0.0
+        seen = {f for feats in feature_sets for f in feats}
+        idx = np.fromiter((self.vocabulary[f] for f in seen if f in self.vocabulary),
+                          dtype=np.int64)
+        return float(self.article_weights[np.sort(idx)].sum() + self.article_bias)
+
+    def set_feature_matrix(self, sets: Sequence[tuple[Sequence[str], Sequence[frozenset[str]]]]
+                           ) -> tuple[np.ndarray, list[np.ndarray], list[frozenset[str]]]:
+        """For an article's candidate sets, given as (parties, one feature set per candidate
+        sentence): their `SET_FEATURES`, the sentence model's raw scores of each set's
+        sentences, and the features of each set's best sentence (the one that states it,
+        what the stage model reads)."""
+        flat = [inst for _, instances in sets for inst in instances]
+        raw = self.scores(flat) if flat else np.zeros(0)
+        per_set, stating, at = [], [], 0
+        for _, instances in sets:
+            mine = raw[at:at + len(instances)]
+            per_set.append(mine)
+            stating.append(instances[int(mine.argmax())])
+            at += len(instances)
+        return set_features(sets, per_set, self.article_score(flat)), per_set, stating
+
+    def set_scores(self, sets: Sequence[tuple[Sequence[str], Sequence[frozenset[str]]]]
+                   ) -> tuple[np.ndarray, list[frozenset[str]]]:
+        """Raw (uncalibrated) score of each of an article's candidate sets, given as
+        (parties, one feature set per candidate sentence), and the features of each set's
+        best sentence."""
+        if not sets:
+            return np.zeros(0), []
+        x, per_set, stating = self.set_feature_matrix(sets)
+        if self.set_model is None:
+            return np.array([r.max() for r in per_set]), stating
+        return self.set_model.scores(x), stating
 
     def calibrate(self, scores: Sequence[float] | np.ndarray) -> np.ndarray:
         return np.interp(np.asarray(scores, dtype=float), self.calibration_x,
@@ -77,8 +196,10 @@ class PartnershipModel:
 
     def to_json(self) -> dict[str, Any]:
         names = sorted(self.vocabulary, key=self.vocabulary.__getitem__)
-        return {
-            "format": "alliance-radar.partnership-model.v1",
+        article = (self.article_weights if self.article_weights is not None
+                   else np.zeros(len(names)))
+        out = {
+            "format": FORMAT,
             "version": self.version,
             "meta": self.meta,
             "threshold": round(self.threshold, 6),
@@ -88,28 +209,54 @@ class PartnershipModel:
             "stage": {"classes": list(self.stage_classes),
                       "bias": [round(float(v), 6) for v in self.stage_bias],
                       "feature_prefixes": list(self.stage_prefixes)},
-            # One row per feature: its detection weight, then its stage weights.
+            "article": {"bias": round(float(self.article_bias), 6),
+                        "present": self.article_weights is not None},
+            # One row per feature: its sentence (detection) weight, its article weight, then
+            # its stage weights.
             "features": {name: [round(float(self.detect_weights[i]), 5),
+                                round(float(article[i]), 5),
                                 *(round(float(v), 5) for v in self.stage_weights[i])]
                          for i, name in enumerate(names)},
         }
+        if self.set_model is not None:
+            m = self.set_model
+            out["set_model"] = {"features": list(SET_FEATURES),
+                                "mean": [round(float(v), 6) for v in m.mean],
+                                "scale": [round(float(v), 6) for v in m.scale],
+                                "weights": [round(float(v), 6) for v in m.weights],
+                                "bias": round(float(m.bias), 6)}
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PartnershipModel:
-        if data.get("format") != "alliance-radar.partnership-model.v1":
-            raise ValueError(f"not a partnership model artefact: {data.get('format')!r}")
+        fmt = data.get("format")
+        if fmt not in (FORMAT, FORMAT_V1):
+            raise ValueError(f"not a partnership model artefact: {fmt!r}")
         names = list(data["features"])
+        first_stage = 2 if fmt == FORMAT else 1
         rows = np.array([data["features"][n] for n in names], dtype=np.float64).reshape(
-            len(names), 1 + len(data["stage"]["classes"]))
+            len(names), first_stage + len(data["stage"]["classes"]))
+        set_model = None
+        if "set_model" in data:
+            sm = data["set_model"]
+            if tuple(sm["features"]) != SET_FEATURES:
+                raise ValueError("the artefact's party-set model reads other features than "
+                                 "this code computes: retrain it (make train)")
+            set_model = SetModel(np.array(sm["mean"]), np.array(sm["scale"]),
+                                 np.array(sm["weights"]), float(sm["bias"]))
+        has_article = fmt == FORMAT and data.get("article", {}).get("present", False)
         return cls(version=data["version"], vocabulary={n: i for i, n in enumerate(names)},
                    detect_weights=rows[:, 0].copy(), detect_bias=data["detect"]["bias"],
                    calibration_x=np.array(data["detect"]["calibration"]["x"]),
                    calibration_y=np.array(data["detect"]["calibration"]["y"]),
                    stage_classes=tuple(data["stage"]["classes"]),
-                   stage_weights=rows[:, 1:].copy(),
+                   stage_weights=rows[:, first_stage:].copy(),
                    stage_bias=np.array(data["stage"]["bias"]),
                    threshold=data["threshold"], meta=data.get("meta", {}),
-                   stage_prefixes=tuple(data["stage"].get("feature_prefixes", ())))
+                   stage_prefixes=tuple(data["stage"].get("feature_prefixes", ())),
+                   article_weights=rows[:, 1].copy() if has_article else None,
+                   article_bias=float(data.get("article", {}).get("bias", 0.0)),
+                   set_model=set_model)
 
     def save(self, path: Path) -> None:
         text = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))

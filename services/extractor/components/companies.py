@@ -75,6 +75,23 @@ def full_company_names(text: str, pattern: re.Pattern[str], names: NameRules,
     return found
 
 
+#: "<Microamerica>", "<Kamine Engineering and Mechanical Contracting": a bracketed wire name
+#: (not a ticker: it has a lower-case letter).
+_BRACKETED = re.compile(r"<([A-Z][^<>\n]{1,60})(?:>|\s*<)")
+
+
+def bracketed_names(texts: Iterable[str]) -> frozenset[str]:
+    """Names written in angle brackets, the wire's mark of a (private) company; tickers
+    ("<ACHV>", "<SIEG.F>") are not names."""
+    out = set()
+    for text in texts:
+        for match in _BRACKETED.finditer(text):
+            name = re.sub(r"\s+", " ", match.group(1)).strip(" ,.")
+            if re.search(r"[a-z]", name) and len(name) >= 3:
+                out.add(name)
+    return frozenset(out)
+
+
 def ticker_names(texts: Iterable[str], names: NameRules) -> frozenset[tuple[str, ...]]:
     """Upper-cased word tuples of names written with a ticker ("TEKELEC <TKLC>")."""
     out: set[tuple[str, ...]] = set()
@@ -126,6 +143,11 @@ class CompanyFinder:
             add(doc.char_span(start, end, label="ORG", alignment_mode="expand"), "designator")
         for span in self._ticker_named(doc, ctx.ticker_names, dateline_end):
             add(span, "ticker")
+        for name in ctx.bracketed:
+            for match in re.finditer(rf"(?<![\w]){re.escape(name)}(?![\w])", text):
+                if match.start() >= dateline_end:
+                    add(doc.char_span(match.start(), match.end(), label="ORG",
+                                      alignment_mode="expand"), "designator")
         full_names = ctx.full_names or full_company_names(text, self.pattern, self.names,
                                                           dateline_end)
         for token in doc:

@@ -35,6 +35,9 @@ class ArticleContext:
     full_names: dict[str, str] = field(default_factory=dict)
     #: Upper-cased word tuples of names written with a ticker ("TEKELEC <TKLC>").
     ticker_names: frozenset[tuple[str, ...]] = frozenset()
+    #: Names the wire wrote in angle brackets ("<Microamerica>", "<Seeds of Tomorrow Inc>"):
+    #: Reuters marks private companies so; the brackets are gone from the normalised text.
+    bracketed: frozenset[str] = frozenset()
     #: (article offset, canonical name) of companies the article names, found without
     #: parsing: the history references ("the two companies") resolve against.
     named: tuple[tuple[int, str], ...] = ()

@@ -1,11 +1,14 @@
 """`radar_partnerships`: the trained models decide which candidates are partnerships.
 
-Each candidate sentence of a party set is scored by the partnership model (its own features
+Each candidate sentence of a party set is scored by the sentence model (its own features
 plus what the article says of the set: the headline's cues, how many sentences propose it);
-the set's score is its best sentence's, mapped to a calibrated probability. The stage model
-reads that best sentence: the stage is what the sentence stating the partnership says. Sets
-at or above the threshold are kept; a pair inside a kept larger set at least as probable is
-part of that set, not a second event.
+the article model scores everything the article's candidate sentences show together; the
+party-set model reads both (the set's best, second and mean sentence score, how it ranks
+against the article's other sets, the article score: `model.SET_FEATURES`), and its score is
+mapped to a calibrated probability. The stage model reads the set's best sentence: the stage
+is what the sentence stating the partnership says. Sets at or above the threshold are kept;
+a pair inside a kept larger set at least as probable is part of that set, not a second
+event.
 
 Writes `doc._.partnerships`: a list of `Partnership`, most probable first.
 """
@@ -89,15 +92,8 @@ def score_sets(pooled: Sequence[PooledCandidate], model: PartnershipModel
     """Every candidate party set with its calibrated probability and stage."""
     if not pooled:
         return []
-    flat = [inst for p in pooled for inst in p.instances]
-    raw = model.scores(flat)
-    best, stating, at = [], [], 0
-    for p in pooled:
-        mine = raw[at:at + len(p.instances)]
-        best.append(mine.max())
-        stating.append(p.instances[int(mine.argmax())])
-        at += len(p.instances)
-    probabilities = model.calibrate(best)
+    raw, stating = model.set_scores([(p.parties, p.instances) for p in pooled])
+    probabilities = model.calibrate(raw)
     # The stage is what the sentence stating the partnership says.
     stage_probs = model.stages(stating)
     found = []

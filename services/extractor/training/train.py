@@ -5,11 +5,20 @@
    events: a candidate sentence is a positive instance when its party set is a gold event
    and it is the sentence the labeller quoted. The deal-status set
    (`corpus/reuters21578/deal_status`) adds stage examples.
-2. Five-fold cross-validation grouped by story (no story on both sides of a fold) chooses
+2. Three models, stacked: the sentence model (a logistic regression over each candidate
+   sentence's features), the article model (a logistic regression over what all of an
+   article's candidate sentences show together: does it report any partnership?), and the
+   party-set model (a logistic regression over `model.SET_FEATURES`, which read the first
+   two's scores). The party-set model learns from out-of-fold scores of the first two, so
+   it sees them as they behave on articles they were not fitted on.
+3. Five-fold cross-validation grouped by story (no story on both sides of a fold) chooses
    the regularisation and the decision threshold by article-level F1, scored exactly as
-   the annotation guide says, and yields out-of-fold scores for the calibration curve.
-3. The final models are fitted on every training article; the isotonic calibration curve
-   comes from the out-of-fold scores; the artefact is written as gzipped JSON.
+   the annotation guide says. It is nested for the stacked model: within each outer
+   training part, an inner grouped five-fold split yields the out-of-fold scores the
+   party-set model is fitted on, so no outer test article leaks into it. The outer
+   out-of-fold party-set scores give the isotonic calibration curve.
+4. The final models are fitted on every training article (the party-set model on their
+   five-fold out-of-fold scores); the artefact is written as gzipped JSON.
 
 Deterministic: fixed data order, fixed folds, solvers without randomness, one thread.
 The held-out slice is never read here.
@@ -34,7 +43,7 @@ from threadpoolctl import threadpool_limits
 
 from services.extractor.components.partnerships import Partnership, select
 from services.extractor.evaluation import Event, Scores, score
-from services.extractor.model import PartnershipModel, default_model_path
+from services.extractor.model import PartnershipModel, SetModel, default_model_path
 from services.extractor.training.corpus import CORPUS, Labelled, load, training_part
 from services.extractor.training.dataset import STATES, Example, examples
 
@@ -48,8 +57,10 @@ STAGE_PREFIXES = ("c:", "h:", "tag:", "cb:", "an:stage", "a:stage", "sw:")
 @dataclass(frozen=True)
 class Settings:
     folds: int = 5
-    detect_c: tuple[float, ...] = (0.1, 0.3, 1.0)
+    detect_c: tuple[float, ...] = (0.05, 0.1, 0.3)
     stage_c: tuple[float, ...] = (0.3, 1.0)
+    article_c: float = 0.3  # the article model's regularisation (flat under CV, 0.03-1)
+    set_c: float = 1.0  # the party-set model's (flat under CV, 0.01-10)
     min_count: int = 2  # features seen in fewer training instances are dropped
     #: The threshold may flag at most this share of no-event articles (under CV): a user
     #: reading the feed cares more about false alarms on ordinary news than about F1.
@@ -124,36 +135,75 @@ def fit_stager(x: sparse.csr_matrix, y: np.ndarray, c: float) -> LogisticRegress
                               class_weight="balanced").fit(x, y)
 
 
+def article_rows(per_article: Sequence[Sequence[Example]]
+                 ) -> tuple[list[frozenset[str]], list[int]]:
+    """Per article with candidates: everything its candidate sentences show, and whether
+    any of its candidate sets is a gold event."""
+    feats, labels = [], []
+    for exs in per_article:
+        if exs:
+            feats.append(frozenset(f for e in exs for inst in e.instances for f in inst))
+            labels.append(int(any(e.positive for e in exs)))
+    return feats, labels
+
+
+def fit_set_model(x: np.ndarray, y: np.ndarray, c: float) -> SetModel:
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale < 1e-9] = 1.0  # a constant column
+    clf = LogisticRegression(C=c, solver="lbfgs", max_iter=2000).fit((x - mean) / scale, y)
+    return SetModel(mean, scale, clf.coef_[0].copy(), float(clf.intercept_[0]))
+
+
 @dataclass
 class Fitted:
     vocab: dict[str, int]
     detector: LogisticRegression
-    stager: LogisticRegression
+    article: LogisticRegression
+    stagers: dict[float, LogisticRegression]
 
-    def model(self, calibration: tuple[np.ndarray, np.ndarray], threshold: float,
-              meta: dict) -> PartnershipModel:
-        classes = tuple(str(c) for c in self.stager.classes_)
-        coef, bias = self.stager.coef_, self.stager.intercept_
-        if len(classes) == 2:  # sklearn keeps one row for two classes
-            coef, bias = np.vstack([-coef, coef]), np.array([-bias[0], bias[0]])
+    def model(self, stage_c: float | None = None, set_model: SetModel | None = None,
+              calibration: tuple[np.ndarray, np.ndarray] = (np.array([0.0, 1.0]),
+                                                            np.array([0.0, 1.0])),
+              threshold: float = 0.5, meta: dict | None = None) -> PartnershipModel:
+        if self.stagers:
+            stager = self.stagers[stage_c if stage_c is not None else next(iter(self.stagers))]
+            classes = tuple(str(c) for c in stager.classes_)
+            coef, bias = stager.coef_, stager.intercept_
+            if len(classes) == 2:  # sklearn keeps one row for two classes
+                coef, bias = np.vstack([-coef, coef]), np.array([-bias[0], bias[0]])
+        else:  # fitted for detection only (the party-set model's training rows)
+            classes = ("agreed",)
+            coef, bias = np.zeros((1, len(self.vocab))), np.zeros(1)
+        meta = meta or {}
         return PartnershipModel(
             version=meta.get("version", "dev"), vocabulary=dict(self.vocab),
             detect_weights=self.detector.coef_[0].copy(),
             detect_bias=float(self.detector.intercept_[0]),
             calibration_x=calibration[0], calibration_y=calibration[1],
             stage_classes=classes, stage_weights=coef.T.copy(), stage_bias=np.asarray(bias),
-            threshold=threshold, meta=meta, stage_prefixes=STAGE_PREFIXES)
+            threshold=threshold, meta=meta, stage_prefixes=STAGE_PREFIXES,
+            article_weights=self.article.coef_[0].copy(),
+            article_bias=float(self.article.intercept_[0]), set_model=set_model)
 
 
-def fit(exs: Sequence[Example], stage_extra: Sequence[Example], settings: Settings,
-        dc: float, sc: float) -> Fitted:
+def fit(per_article: Sequence[Sequence[Example]], stage_extra: Sequence[Example],
+        settings: Settings, dc: float, stage_cs: Sequence[float]) -> Fitted:
+    """Sentence, article and (one per regularisation in `stage_cs`) stage models."""
+    exs = [e for a in per_article for e in a]
     feats, labels = detector_rows(exs)
+    art_feats, art_labels = article_rows(per_article)
     stage_exs = [e for e in exs if e.positive] + list(stage_extra)
     stage_feats = [stated(e) for e in stage_exs]
     vocab = vocabulary(feats + stage_feats, settings.min_count)
     detector = fit_detector(matrix(feats, vocab), np.array(labels), dc)
-    stager = fit_stager(matrix(stage_feats, vocab), np.array([e.stage for e in stage_exs]), sc)
-    return Fitted(vocab, detector, stager)
+    article = fit_detector(matrix(art_feats, vocab), np.array(art_labels), settings.article_c)
+    stagers = {}
+    if stage_cs:
+        stage_x = matrix(stage_feats, vocab)
+        stage_y = np.array([e.stage for e in stage_exs])
+        stagers = {sc: fit_stager(stage_x, stage_y, sc) for sc in stage_cs}
+    return Fitted(vocab, detector, article, stagers)
 
 
 def isotonic_calibration(scores: np.ndarray, labels: np.ndarray
@@ -162,58 +212,76 @@ def isotonic_calibration(scores: np.ndarray, labels: np.ndarray
     return np.asarray(iso.X_thresholds_), np.asarray(iso.y_thresholds_)
 
 
-def set_scores(model: PartnershipModel, exs: Sequence[Example]
-               ) -> tuple[np.ndarray, list[frozenset[str]]]:
-    """Raw score of each party set, its best sentence's, and that sentence's features (as
-    `score_sets` does)."""
-    flat = [f for e in exs for f in e.instances]
-    raw = model.scores(flat) if flat else np.zeros(0)
-    out, best, at = [], [], 0
-    for e in exs:
-        mine = raw[at:at + len(e.instances)]
-        out.append(mine.max())
-        best.append(e.instances[int(mine.argmax())])
-        at += len(e.instances)
-    return np.array(out), best
+def sets_of(exs: Sequence[Example]) -> list[tuple[tuple[str, ...], tuple[frozenset[str], ...]]]:
+    return [(e.parties, e.instances) for e in exs]
+
+
+def folds(data: Data, articles: np.ndarray, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Grouped by story (GroupKFold is deterministic: no shuffling); article indices."""
+    groups = [data.items[a].story for a in articles]
+    return [(articles[tr], articles[te])
+            for tr, te in GroupKFold(n_splits=n).split(np.zeros(len(articles)), groups=groups)]
+
+
+def stacking_rows(data: Data, articles: np.ndarray, settings: Settings, dc: float
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """`SET_FEATURES` of every candidate set of `articles` from sentence and article models
+    fitted without the set's fold (grouped five-fold within `articles`), and the sets'
+    labels: what the party-set model learns from."""
+    rows: dict[int, np.ndarray] = {}
+    for tr, te in folds(data, articles, settings.folds):
+        model = fit([data.per_article[a] for a in tr], [], settings, dc, []).model()
+        for a in te:
+            if data.per_article[a]:
+                rows[a] = model.set_feature_matrix(sets_of(data.per_article[a]))[0]
+    with_sets = [a for a in articles if data.per_article[a]]
+    x = np.vstack([rows[a] for a in with_sets]) if with_sets else np.zeros((0, 0))
+    y = np.array([e.positive for a in with_sets for e in data.per_article[a]], dtype=int)
+    return x, y
 
 
 # --------------------------------------------------------------------------- evaluation
 
 @dataclass
 class OutOfFold:
-    """Per example, in `Data.per_article` order: raw set score and predicted stage."""
+    """Per article, in `Data.per_article` order: raw party-set scores, and per stage
+    regularisation the predicted stages."""
 
     raw: list[np.ndarray]
-    stages: list[list[str]]
+    stages: dict[float, list[list[str]]]
 
 
-def out_of_fold(data: Data, settings: Settings, dc: float, sc: float) -> OutOfFold:
-    groups = [item.story for item in data.items]
+def out_of_fold(data: Data, settings: Settings, dc: float) -> OutOfFold:
+    everything = np.arange(len(data.items))
     raw: list[np.ndarray] = [np.zeros(0)] * len(data.items)
-    stages: list[list[str]] = [[] for _ in data.items]
-    # GroupKFold is deterministic (no shuffling); stories never straddle two folds.
-    splits = GroupKFold(n_splits=settings.folds).split(np.zeros(len(groups)), groups=groups)
-    for train_idx, test_idx in splits:
-        fitted = fit([e for a in train_idx for e in data.per_article[a]], data.stage_extra,
-                     settings, dc, sc)
-        model = fitted.model((np.array([0.0, 1.0]), np.array([0.0, 1.0])), 0.5, {})
-        for a in test_idx:
-            exs = data.per_article[a]
-            if not exs:
-                continue
-            raw[a], stating = set_scores(model, exs)
-            probs = model.stages(stating)
-            stages[a] = [model.stage_classes[int(p.argmax())] for p in probs]
+    stages: dict[float, list[list[str]]] = {sc: [[] for _ in data.items]
+                                            for sc in settings.stage_c}
+    for tr, te in folds(data, everything, settings.folds):
+        fitted = fit([data.per_article[a] for a in tr], data.stage_extra, settings, dc,
+                     settings.stage_c)
+        x, y = stacking_rows(data, tr, settings, dc)
+        set_model = fit_set_model(x, y, settings.set_c)
+        for sc in settings.stage_c:
+            model = fitted.model(sc, set_model)
+            for a in te:
+                exs = data.per_article[a]
+                if not exs:
+                    continue
+                scores, stating = model.set_scores(sets_of(exs))
+                raw[a] = scores
+                probs = model.stages(stating)
+                stages[sc][a] = [model.stage_classes[int(p.argmax())] for p in probs]
     return OutOfFold(raw, stages)
 
 
-def predictions(data: Data, oof: OutOfFold, calibration: tuple[np.ndarray, np.ndarray],
-                threshold: float) -> list[list[Event]]:
+def predictions(data: Data, raw: Sequence[np.ndarray], stages: Sequence[list[str]],
+                calibration: tuple[np.ndarray, np.ndarray], threshold: float
+                ) -> list[list[Event]]:
     out = []
     for a, exs in enumerate(data.per_article):
-        probs = np.interp(oof.raw[a], *calibration) if len(exs) else []
+        probs = np.interp(raw[a], *calibration) if len(exs) else []
         found = [Partnership(e.parties, st, float(p), 1.0, [])
-                 for e, p, st in zip(exs, probs, oof.stages[a], strict=True)]
+                 for e, p, st in zip(exs, probs, stages[a], strict=True)]
         out.append([Event(list(f.parties), f.stage) for f in select(found, threshold)])
     return out
 
@@ -224,32 +292,37 @@ def article_scores(items: Sequence[Labelled], predicted: Sequence[list[Event]]) 
     return score(gold, pred)
 
 
-def cv_report(data: Data, settings: Settings, dc: float, sc: float) -> dict:
-    """Article-level scores at the best threshold under cross-validation, per-fold figures
-    at that threshold, and the calibration curve from the out-of-fold scores."""
-    oof = out_of_fold(data, settings, dc, sc)
+def cv_reports(data: Data, settings: Settings, dc: float) -> list[dict]:
+    """Per stage regularisation: article-level scores at the best threshold under (nested)
+    cross-validation, per-fold figures at that threshold, and the calibration curve from
+    the out-of-fold scores."""
+    oof = out_of_fold(data, settings, dc)
     flat = np.concatenate([r for r in oof.raw if len(r)])
     labels = np.array([e.positive for exs in data.per_article for e in exs], dtype=float)
     calibration = isotonic_calibration(flat, labels)
-    best = None
-    for t in settings.thresholds:
-        preds = predictions(data, oof, calibration, t)
-        s = article_scores(data.items, preds)
-        key = (s.empty_rate <= settings.max_no_event_rate, s.detection[2] + s.strict_prf[2])
-        if best is None or key > best[0]:
-            best = (key, t, s, preds)
-    assert best is not None
-    _, threshold, s, preds = best
-    groups = [item.story for item in data.items]
-    per_fold = []
-    for _, test_idx in GroupKFold(n_splits=settings.folds).split(np.zeros(len(groups)),
-                                                                 groups=groups):
-        fs = article_scores([data.items[a] for a in test_idx], [preds[a] for a in test_idx])
-        per_fold.append({"detection_f1": round(fs.detection[2], 4),
-                         "strict_f1": round(fs.strict_prf[2], 4),
-                         "no_event_rate": round(fs.empty_rate, 4)})
-    return {"detect_c": dc, "stage_c": sc, "threshold": threshold, "scores": s.as_dict(),
-            "folds": per_fold, "calibration": calibration}
+    reports = []
+    for sc in settings.stage_c:
+        best = None
+        for t in settings.thresholds:
+            preds = predictions(data, oof.raw, oof.stages[sc], calibration, t)
+            s = article_scores(data.items, preds)
+            key = (s.empty_rate <= settings.max_no_event_rate,
+                   s.detection[2] + s.strict_prf[2])
+            if best is None or key > best[0]:
+                best = (key, t, s, preds)
+        assert best is not None
+        _, threshold, s, preds = best
+        per_fold = []
+        for _, test_idx in folds(data, np.arange(len(data.items)), settings.folds):
+            fs = article_scores([data.items[a] for a in test_idx],
+                                [preds[a] for a in test_idx])
+            per_fold.append({"detection_f1": round(fs.detection[2], 4),
+                             "strict_f1": round(fs.strict_prf[2], 4),
+                             "no_event_rate": round(fs.empty_rate, 4)})
+        reports.append({"detect_c": dc, "stage_c": sc, "threshold": threshold,
+                        "scores": s.as_dict(), "folds": per_fold,
+                        "calibration": calibration})
+    return reports
 
 
 # --------------------------------------------------------------------------- entry point
@@ -290,23 +363,24 @@ def rounded(obj: object) -> object:
 
 
 def train(out: Path = default_model_path(), corpus: Path | None = None,
-          cache: Path | None = None) -> dict:
+          cache: Path | None = None, settings: Settings | None = None) -> dict:
     # One BLAS thread: the same sums in the same order on any machine, so the same model.
     with threadpool_limits(limits=1):
-        return _train(out, corpus, cache)
+        return _train(out, corpus, cache, settings or Settings())
 
 
-def _train(out: Path, corpus: Path | None, cache: Path | None) -> dict:
+def _train(out: Path, corpus: Path | None, cache: Path | None, settings: Settings) -> dict:
     started = time.time()
-    settings = Settings()
     corpus = corpus or CORPUS
     data = load_data(corpus, cache)
-    reports = [cv_report(data, settings, dc, sc)
-               for dc in settings.detect_c for sc in settings.stage_c]
+    reports = [r for dc in settings.detect_c for r in cv_reports(data, settings, dc)]
     best = max(reports, key=lambda r: r["scores"]["detection"]["f1"]
                + r["scores"]["strict"]["f1"])
     exs = [e for a in data.per_article for e in a]
-    fitted = fit(exs, data.stage_extra, settings, best["detect_c"], best["stage_c"])
+    fitted = fit(data.per_article, data.stage_extra, settings, best["detect_c"],
+                 [best["stage_c"]])
+    x, y = stacking_rows(data, np.arange(len(data.items)), settings, best["detect_c"])
+    set_model = fit_set_model(x, y, settings.set_c)
     meta = {
         "trained_on": {
             "corpus": f"{corpus.name}: held-out slice excluded",
@@ -315,12 +389,15 @@ def _train(out: Path, corpus: Path | None, cache: Path | None) -> dict:
             "stage_examples": int(sum(e.positive for e in exs)) + len(data.stage_extra),
             "data": fingerprint(corpus / "articles.jsonl", corpus / "gold.jsonl")},
         "cross_validation": rounded({k: best[k] for k in ("detect_c", "stage_c", "threshold",
-                                                          "scores", "folds")}),
+                                                          "scores", "folds")}
+                                    | {"article_c": settings.article_c,
+                                       "set_c": settings.set_c}),
         "grid": [rounded({k: r[k] for k in ("detect_c", "stage_c", "threshold")}
                          | {"detection_f1": r["scores"]["detection"]["f1"],
                             "strict_f1": r["scores"]["strict"]["f1"]}) for r in reports],
     }
-    model = fitted.model(best["calibration"], best["threshold"], meta)
+    model = fitted.model(best["stage_c"], set_model, best["calibration"], best["threshold"],
+                         meta)
     body = json.dumps(model.to_json() | {"version": ""}, sort_keys=True).encode()
     model.version = "m" + hashlib.sha256(body).hexdigest()[:10]
     model.meta["version"] = model.version
