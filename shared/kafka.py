@@ -167,7 +167,22 @@ async def ensure_topics(kafka: KafkaSettings, topics: TopicSettings,
     unreachable waits for it instead of exiting (found by the chaos suite: a restart during
     a broker outage)."""
     compact = topics.compacted() if compacted is None else frozenset(compacted)
-    await wait_for_broker(kafka, timeout=120.0)
+    deadline = time.monotonic() + 120.0
+    while True:
+        await wait_for_broker(kafka, timeout=max(1.0, deadline - time.monotonic()))
+        try:
+            await _create_missing(kafka, topics, names, compact)
+            return
+        except KafkaError as exc:
+            # The broker answered the probe and went away before the admin request (found
+            # by the chaos suite: a link cut right after a restart): wait for it again.
+            if isinstance(exc, TopicAlreadyExistsError) or time.monotonic() > deadline:
+                raise
+            log.warning("creating topics failed (%s); waiting for the broker again", exc)
+
+
+async def _create_missing(kafka: KafkaSettings, topics: TopicSettings, names: Sequence[str],
+                          compact: frozenset[str]) -> None:
     admin = make_admin(kafka)
     await admin.start()
     try:
