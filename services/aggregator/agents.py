@@ -41,11 +41,11 @@ def register(agg: Aggregator) -> None:
 
     @app.agent(agg.channels.partnerships)
     async def aggregate(stream: faust.StreamT) -> None:
-        await aggregate_partnerships(agg, stream)
+        await in_lanes(agg, stream, fold_partnership)
 
     @app.agent(agg.channels.company_index)
     async def index_companies(stream: faust.StreamT) -> None:
-        await index_company_links(agg, stream)
+        await in_lanes(agg, stream, index_company_link)
 
 
 def _dead_letter(agg: Aggregator, event: faust.EventT, rejected: Rejected) -> list[Send]:
@@ -117,8 +117,8 @@ def _outputs(agg: Aggregator, event: faust.EventT
 
 
 async def in_lanes(agg: Aggregator, stream: faust.StreamT,
-                   handle: Callable[[faust.StreamT, faust.EventT, float], Awaitable[None]]
-                   ) -> None:
+                   handle: Callable[[Aggregator, faust.StreamT, faust.EventT, float],
+                                    Awaitable[None]]) -> None:
     """Each record of `stream` to `handle`, one at a time per input partition, the
     partitions side by side (`lanes.py`). A record of a partition this worker no longer
     holds (revoked while it waited) is left unacked: its new owner gets it."""
@@ -128,7 +128,7 @@ async def in_lanes(agg: Aggregator, stream: faust.StreamT,
     async def handle_if_ours(item: tuple[faust.EventT, float]) -> None:
         event, time_in = item
         if event.message.tp in app.consumer.assignment():
-            await handle(manual, event, time_in)
+            await handle(agg, manual, event, time_in)
 
     lanes: PartitionLanes[tuple[faust.EventT, float]] = PartitionLanes(handle_if_ours, depth=256)
     try:
@@ -136,14 +136,6 @@ async def in_lanes(agg: Aggregator, stream: faust.StreamT,
             await lanes.put(event.message.partition, (event, app.monitor.time()))
     finally:
         await lanes.close()
-
-
-async def aggregate_partnerships(agg: Aggregator, stream: faust.StreamT) -> None:
-    """Partnership records in partition lanes (`in_lanes`)."""
-    async def handle(manual: faust.StreamT, event: faust.EventT, time_in: float) -> None:
-        await fold_partnership(agg, manual, event, time_in)
-
-    await in_lanes(agg, stream, handle)
 
 
 async def fold_partnership(agg: Aggregator, manual: faust.StreamT, event: faust.EventT,
@@ -175,14 +167,6 @@ async def fold_partnership(agg: Aggregator, manual: faust.StreamT, event: faust.
                                partition=msg.partition)
         agg.tables.alliance_written(msg.partition, state)
     ack(app, manual, event, time_in)
-
-
-async def index_company_links(agg: Aggregator, stream: faust.StreamT) -> None:
-    """Company links in partition lanes (`in_lanes`)."""
-    async def handle(manual: faust.StreamT, event: faust.EventT, time_in: float) -> None:
-        await index_company_link(agg, manual, event, time_in)
-
-    await in_lanes(agg, stream, handle)
 
 
 async def index_company_link(agg: Aggregator, manual: faust.StreamT, event: faust.EventT,

@@ -1,6 +1,7 @@
-"""SIGKILL and restart of the aggregator: the view comes back from the changelog and no
-transition is emitted twice. Also guards the one-record-per-batch workaround: with Tansu's
-end-offset bug, a batched changelog restores short."""
+"""SIGKILL and restart of the aggregator: the view comes back (from its tables on disk, the
+default store, and the changelog after them) and no transition is emitted twice. Also
+guards the one-record-per-batch workaround: with Tansu's end-offset bug, a batched changelog
+restores short."""
 
 from __future__ import annotations
 
@@ -77,6 +78,9 @@ async def test_aggregator_sigkill_restart_restores_view_without_duplicate_change
                                     message="company index and histories")
 
         aggregator = stack.services["aggregator"]
+        # the default store keeps each table partition in a RocksDB database on disk
+        stored = {p.name for p in (stack.run_dir / "aggregator").rglob("*.db")}
+        assert {f"alliances-{p}.db" for p in range(4)} <= stored, stored
         aggregator.kill()  # SIGKILL: no clean shutdown, no final commit
         aggregator.start()
         stack.wait_healthy(timeout=120, names=("aggregator",))
