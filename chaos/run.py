@@ -281,6 +281,14 @@ async def behind(cluster: Cluster) -> dict[str, dict[str, tuple[int | None, int]
     return out
 
 
+async def committed_by(cluster: Cluster, group: str) -> dict[str, int | None]:
+    """The offsets `group` has committed on the topics the suite watches, read from the
+    broker directly (not through the faulty link)."""
+    names = [cluster.topics.articles, cluster.topics.partnerships, index_topic_name(APP_ID)]
+    _, committed = await _offsets(cluster, names)
+    return {f"{tp.topic}[{tp.partition}]": c for tp, c in committed.get(group, {}).items()}
+
+
 async def wait_drained(cluster: Cluster, timeout: float, report: RunReport,
                        log: Callable[[str], None], limit_s: float = 3600) -> None:
     """Until every group has committed every record. A slow machine only makes this longer:

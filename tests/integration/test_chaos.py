@@ -20,7 +20,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from chaos.run import APP_ID, Cluster, behind, read_topic
+from chaos.run import APP_ID, Cluster, behind, committed_by, read_topic
 from services.cli.stack import SERVICES
 from shared.contracts import Evidence, PartnershipEvent
 from shared.kafka import producer_options
@@ -84,6 +84,7 @@ async def test_aggregator_never_commits_an_offset_whose_writes_were_not_acknowle
     events = [event(i) for i in range(ALLIANCES)]
     aggregator = cluster.stack.services["aggregator"]
     os.kill(aggregator.process.pid, signal.SIGSTOP)  # let the backlog build up first
+    before = await committed_by(cluster, APP_ID)
     try:
         await produce(cluster, events)
         cluster.proxy.delay(0.25, for_s=600)
@@ -91,7 +92,11 @@ async def test_aggregator_never_commits_an_offset_whose_writes_were_not_acknowle
     finally:
         os.kill(aggregator.process.pid, signal.SIGCONT)
     assert await asyncio.to_thread(commit.wait, 90), "the aggregator never committed"
-    await asyncio.sleep(0.35)  # the commit reaches the broker (250 ms each way)
+    # The commit crosses the slow link (250 ms each way): wait until the broker has it.
+    async def commit_landed() -> bool:
+        return await committed_by(cluster, APP_ID) != before
+
+    await async_wait_until(commit_landed, 30, 0.05, "the watched commit reached the broker")
     aggregator.kill()  # SIGKILL right after a commit: whatever is still queued is gone
     cluster.proxy.delay(0, for_s=0)
     aggregator.start()

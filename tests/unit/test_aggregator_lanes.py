@@ -45,8 +45,8 @@ async def test_a_full_lane_holds_the_producer_back():
     for n in range(3):  # one being handled, two waiting
         await lanes.put(0, n)
     blocked = asyncio.ensure_future(lanes.put(0, 3))
-    await asyncio.sleep(0.05)
-    assert not blocked.done()
+    finished, _ = await asyncio.wait({blocked}, timeout=0.05)  # a put that never lands
+    assert not finished and not blocked.done()
     release.set()
     await asyncio.wait_for(blocked, 1)
     await lanes.join()
