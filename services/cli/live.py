@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -150,6 +151,13 @@ async def run_live(stack: Any, articles: list[dict], interval: float,
                      *(Text(line) for line in recent),
                      Text(f"{fed}Ctrl-C to stop.", style="dim"))
 
+    # Ctrl-C and SIGTERM end the live view by setting `stop`, so the tasks below close their
+    # Kafka clients in order. (Raising KeyboardInterrupt from a signal handler instead lands
+    # anywhere inside the loop, possibly in one of the client's own tasks, and its close
+    # could then wait forever.)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     tasks = [asyncio.create_task(follow_changes(on_change, from_beginning=True, stop=stop,
                                                   bootstrap_servers=stack.bootstrap)),
              asyncio.create_task(poll())]
@@ -158,19 +166,26 @@ async def run_live(stack: Any, articles: list[dict], interval: float,
     try:
         if tty:
             with Live(render(), console=console, refresh_per_second=4) as live:
-                while True:
-                    await asyncio.sleep(0.25)
+                while not await _stopped(stop, 0.25):
                     _raise_failed(tasks)
                     live.update(render())
         else:
-            while True:
-                await asyncio.sleep(0.25)
+            while not await _stopped(stop, 0.25):
                 _raise_failed(tasks)
     finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
         stop.set()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _stopped(stop: asyncio.Event, timeout: float) -> bool:
+    """Wait up to `timeout` seconds for `stop`; whether it is set."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout)
+    return stop.is_set()
 
 
 def _outcome(resp: httpx.Response) -> str:

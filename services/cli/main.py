@@ -135,7 +135,7 @@ def up(
         raise typer.Exit(1) from None
     finally:
         out.print("stopping services and broker ...")
-        stack.stop()
+        stack.stop(report=out.print)
         out.print("stopped.")
 
 

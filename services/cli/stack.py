@@ -13,6 +13,8 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -212,15 +214,29 @@ class Stack:
 
         wait_until_blocking(all_healthy, timeout=timeout, interval=0.2, message=not_healthy)
 
-    def stop(self) -> None:
+    def stop(self, report: Callable[[str], None] | None = None) -> None:
+        """Services first (newest first), then the journal's last read, then the broker;
+        `report` hears how long each step took (a slow stop says where it hung)."""
+        def step(what: str, started: float) -> None:
+            if report is not None:
+                report(f"  stopped {what} in {time.monotonic() - started:.1f}s")
+
         for svc in reversed(list(self.services.values())):
+            started = time.monotonic()
+            was_alive = svc.alive()
             svc.stop()
+            if was_alive:
+                step(svc.name, started)
         if self.journal is not None:  # the services are gone: journal up to the end
+            started = time.monotonic()
             self.journal.stop()
+            step(f"the journal ({self.journal.records} records kept this run)", started)
             self.journal = None
         if self.broker is not None:
+            started = time.monotonic()
             self.broker.stop()
             self.broker = None
+            step("the broker", started)
 
     def __enter__(self) -> Stack:
         try:

@@ -127,9 +127,19 @@ class RadarUp:
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(90)
+        try:
+            code = self.proc.wait(90)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.reader.join(5)
+            raise AssertionError(f"radar up still running 90 s after SIGTERM: {self.lines[-30:]}"
+                                 ) from None
         self.reader.join(5)
         assert code == 0, self.lines[-20:]
+        # Each step of the stop is reported, so a slow stop says where it was slow.
+        tail = self.lines[-20:]
+        assert any(x.strip().startswith("stopped the journal") for x in self.lines), tail
+        assert self.lines[-1].strip() == "stopped.", self.lines[-20:]
 
 
 def view_rows(api: str) -> list[dict]:
