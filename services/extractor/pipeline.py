@@ -206,7 +206,7 @@ class Extractor:
                 found.append((match.start(), name))
         for match in self.company_pattern.finditer(text):
             raw = match.group(1) or match.group(2)
-            if self.cues.names.body.search(raw):
+            if self.cues.names.is_body(raw):
                 continue
             name = self.registry.canonicalize(raw, when)
             if name:
