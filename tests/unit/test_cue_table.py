@@ -4,6 +4,7 @@ from the table, so a new rule brings its tests with it."""
 
 import pytest
 
+from services.extractor.components.companies import described_names, described_pattern
 from services.extractor.cues import CueTable, default_cues
 
 TABLE = default_cues()
@@ -34,8 +35,23 @@ def test_every_cue_says_why():
 
 def test_name_rules_on_their_examples():
     names = TABLE.names
-    assert all(names.body.search(x) for x in names.body_match)
-    assert not any(names.body.search(x) for x in names.body_no_match)
+    assert all(names.is_body(x) for x in names.body_match)
+    assert not any(names.is_body(x) for x in names.body_no_match)
+    assert names.legal_form_match and names.legal_form_no_match
+    assert all(names.legal_form.search(x) for x in names.legal_form_match)
+    assert not any(names.legal_form.search(x) for x in names.legal_form_no_match)
+
+
+@pytest.mark.parametrize("example", TABLE.names.descriptor_match)
+def test_description_nouns_introduce_a_company(example):
+    pattern = described_pattern(TABLE.names)
+    found = [example[a:b] for a, b in described_names(example, pattern, TABLE.names)]
+    assert found and all(name[0].isupper() for name in found), found
+
+
+@pytest.mark.parametrize("example", TABLE.names.descriptor_no_match)
+def test_description_nouns_without_a_name_after_them(example):
+    assert described_names(example, described_pattern(TABLE.names), TABLE.names) == []
 
 
 def test_gate_is_the_union_of_gate_cues():

@@ -298,8 +298,13 @@ class CandidateFinder:
             count = next((_NUMBER_WORDS[w] for w in words if w in _NUMBER_WORDS), 2)
             root = at(pair)
             pool = [n for n in recent if n not in here] if here else recent
-            if root is not None and len(pool) + len(here) >= count:
-                for name in pool[:count - len(here)]:
+            # "The two companies have agreed to pool research with GE": the companies named
+            # after the reference are not the ones it stands for.
+            after = bool(mentions) and all(m.start - sent.start_char >= pair.end()
+                                           for m in mentions)
+            need = count if after else count - len(here)
+            if root is not None and len(pool) >= need:
+                for name in pool[:need]:
                     out.append(Mention(name, sent.start_char + pair.start(),
                                        sent.start_char + pair.end(), root, "pair_reference",
                                        True, reference=True))

@@ -21,7 +21,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 
-from services.extractor.companies import CompanyRegistry
+from services.extractor.companies import CompanyRegistry, clean_mention
 from services.extractor.components.extensions import ArticleContext, context
 from services.extractor.cues import CueTable, NameRules
 
@@ -36,17 +36,66 @@ _PLACE_AFTER = re.compile(
     r"[A-Z][a-z]{0,4}\.(?:[A-Z]\.)?(?:-based\b|[\s,])"
     r"|-based\b)")
 #: Which way of finding a span says most surely that it is a company.
-_KIND_RANK = {"designator": 0, "ticker": 1, "ner": 2, "short": 3}
+_KIND_RANK = {"designator": 0, "ticker": 1, "ner": 2, "described": 3, "short": 4}
+#: Entity types a tagger gives no company name (a described name is kept unless so tagged).
+_NOT_NAME_ENTS = {"DATE", "TIME", "MONEY", "PERCENT", "CARDINAL", "ORDINAL", "QUANTITY",
+                  "GPE", "LOC"}
 DATELINE_RE = re.compile(
     r"^\s*(?:[A-Z][A-Z .'-]+(?:,[^-\n]{0,40}?)?\s*(?:\([^)]{1,60}\))?|\([^)]{1,40}\))\s*-+\s")
 
 
+#: An initial inside a name ("C. Itoh", "E.B. Michaels"): only before another capitalised word.
+_INITIALS = r"(?:[A-Z]\.)+(?= [A-Z])"
+#: A bracketed word inside a name ("Cheung Kong (Holdings) Ltd").
+_PAREN_WORD = r"\([A-Z][A-Za-z]+\)"
+
+
 def company_pattern(names: NameRules) -> re.Pattern[str]:
-    """Up to four capitalised words ending in a designator, or a bracketed wire name."""
+    """Up to four capitalised words (joined by the name connectors, "Minas de Almaden y
+    Arrayanes S.A.") ending in a designator or two ("C. Itoh and Co Ltd"), or a bracketed
+    wire name."""
     designators = "|".join(sorted(map(re.escape, names.designators), key=len, reverse=True))
+    connectors = "|".join(map(re.escape, names.name_connectors)) or "(?!)"
+    word = rf"(?:{_NAME_WORD}|{_INITIALS}|{_PAREN_WORD})"
     return re.compile(
-        rf"(?<![\w])((?:{_NAME_WORD} ){{1,3}}(?:{designators})\.?)(?![\w])"
+        rf"(?<![\w])((?:{word} (?:(?:{connectors}) )?){{1,3}}"
+        rf"(?:(?:and|&) (?=Co\b|Cos\b|Company\b))?"
+        rf"(?:{designators})(?:\.? (?:{designators}))?\.?)(?![\w])"
         r"|<([A-Z][^<>\n]{1,60})>")
+
+
+def described_pattern(names: NameRules) -> re.Pattern[str]:
+    """A description noun and the names right after it ("the French group Jeumont-Schneider",
+    "clearing agencies Cedel and Euroclear"): group 1 holds the names."""
+    nouns = "|".join(sorted(map(re.escape, names.descriptor_nouns), key=len, reverse=True))
+    connectors = "|".join(map(re.escape, names.name_connectors)) or "(?!)"
+    name = rf"{_NAME_WORD}(?:(?: (?:{connectors}))? {_NAME_WORD}){{0,3}}"
+    return re.compile(rf"(?<![\w-])(?:{nouns}) ({name}(?:(?:,| and|, and) {name}){{0,3}})")
+
+
+def described_names(text: str, pattern: re.Pattern[str], names: NameRules
+                    ) -> list[tuple[int, int]]:
+    """Offsets of the names a description noun introduces (see `described_pattern`)."""
+    out = []
+    for match in pattern.finditer(text):
+        at = match.start(1)
+        for part in re.split(r"(,? and |, )", match.group(1)):
+            if re.fullmatch(r",? and |, ", part):
+                at += len(part)
+                continue
+            words = part.split(" ")
+            keep: list[str] = []
+            for w in words:
+                if w in names.descriptor_stop or w in names.start_words:
+                    break
+                keep.append(w)
+            while keep and keep[-1] in names.name_connectors:
+                keep.pop()
+            name = " ".join(keep)
+            if len(name) >= 2 and not (name in names.not_companies or names.is_body(name)):
+                out.append((at, at + len(name)))
+            at += len(part)
+    return out
 
 
 def _strip_leading(words: list[str], names: NameRules) -> int:
@@ -70,7 +119,8 @@ def full_company_names(text: str, pattern: re.Pattern[str], names: NameRules,
         words = match.group(1).split(" ")
         words = words[_strip_leading(words, names):]
         if len(words) > 1 and words[0] not in names.designators \
-                and words[0] not in names.start_words:
+                and words[0] not in names.start_words \
+                and not re.fullmatch(r"(?:[A-Z]\.)+|\(.*\)", words[0]):
             found.setdefault(words[0], " ".join(words))
     return found
 
@@ -115,6 +165,7 @@ class CompanyFinder:
         self.registry = registry
         self.names = cues.names
         self.pattern = company_pattern(cues.names)
+        self.described = described_pattern(cues.names)
 
     def __call__(self, doc: Doc) -> Doc:
         ctx = context(doc)
@@ -141,6 +192,12 @@ class CompanyFinder:
             if start < dateline_end:
                 continue
             add(doc.char_span(start, end, label="ORG", alignment_mode="expand"), "designator")
+        for start, end in described_names(text, self.described, self.names):
+            if start < dateline_end:
+                continue
+            span = doc.char_span(start, end, label="ORG", alignment_mode="expand")
+            if span is not None and span[0].ent_type_ not in _NOT_NAME_ENTS:
+                add(span, "described")
         for span in self._ticker_named(doc, ctx.ticker_names, dateline_end):
             add(span, "ticker")
         for name in ctx.bracketed:
@@ -170,8 +227,12 @@ class CompanyFinder:
 
     def _keep(self, span: Span) -> bool:
         text = span.text
-        return not (text in self.names.not_companies or self.registry.is_non_party(text)
-                    or self.names.body.search(text))
+        # "Reuters Holdings Plc": an outlet written with a legal form is its own company.
+        outlet = self.registry.is_non_party(text) and not self._legal(text)
+        return not (text in self.names.not_companies or outlet or self.names.is_body(text))
+
+    def _legal(self, text: str) -> bool:
+        return bool(self.names.legal_form and self.names.legal_form.search(text.strip()))
 
     @staticmethod
     def _ticker_named(doc: Doc, names: frozenset[tuple[str, ...]],
@@ -196,7 +257,9 @@ class CompanyFinder:
             span, earlier, when)
         full = self._full_name(span.text, full_names)
         name = owner or self.registry.canonicalize(full, when)
-        if name is None or len(name) < 2 or self.names.body.search(name):
+        if name is None and self._legal(full):
+            name = clean_mention(full)  # "Reuters Holdings Plc", "Systems Industries Inc"
+        if name is None or len(name) < 2 or self.names.is_body(full if owner is None else name):
             return None, False
         if " " not in name and (name in self.names.designators
                                 or name.lower() in self.names.generic_words):
