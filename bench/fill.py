@@ -13,8 +13,9 @@ CPU per record:
 Comparing the columns tells what the cost grows with: the records of one partition (a
 partition-count run with the same fill is cheaper), of one topic ("side" stays fast), or of
 the whole broker ("side" slows with "big"). Then one consumer reads "big" from its first
-offsets (a restore, or an agent behind): records per fetch, broker CPU per fetch. About a
-minute with the defaults.
+offsets (a restore, or an agent behind): records per fetch, broker CPU per fetch. Last, on
+another fresh broker, whether a fetch waits for `fetch_min_bytes`. About a minute with the
+defaults.
 """
 
 from __future__ import annotations
@@ -30,20 +31,13 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import TopicPartition
 
 from bench.stats import cpu_seconds, percentile, rounded
+from bench.view import rss_mb
 from shared.broker import EmbeddedBroker, free_port
 
 VALUE = b"x" * 700
 #: A fill step that takes longer is reported as a stall (seen once: past ~20,000 records in
 #: a partition, after the reads below, the broker spun a core and acknowledged nothing).
 STALL_S = 120.0
-
-
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 async def burst(producer: AIOKafkaProducer, topic: str, partitions: int, records: int,
@@ -137,6 +131,54 @@ async def read_all(bootstrap: str, broker_pid: int, tps: list[TopicPartition],
         await consumer.stop()
 
 
+async def min_bytes_effect(bootstrap: str, min_bytes: int, wait_ms: int = 300
+                           ) -> dict[str, float]:
+    """Does the broker hold a fetch for `fetch_min_bytes`? The delay of a lone record to a
+    consumer waiting at the tail, and records per fetch while 400 records/s arrive."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    topic = f"minbytes-{min_bytes}"
+    await admin.create_topics([NewTopic(topic, 4, 1)])
+    await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_batch_size=1, linger_ms=0)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=wait_ms,
+                                fetch_min_bytes=min_bytes, enable_auto_commit=False)
+    await producer.start()
+    await consumer.start()
+    tps = [TopicPartition(topic, p) for p in range(4)]
+    consumer.assign(tps)
+    try:
+        await consumer.seek_to_end(*tps)
+        for tp in tps:
+            await consumer.position(tp)
+        await consumer.getmany(timeout_ms=wait_ms + 100)
+        delays = []
+        for n in range(5):
+            started = time.perf_counter()
+            await producer.send_and_wait(topic, VALUE, partition=n % 4)
+            while not any((await consumer.getmany(timeout_ms=2000)).values()):
+                pass
+            delays.append((time.perf_counter() - started) * 1000)
+
+        async def trickle() -> None:
+            for n in range(800):
+                await producer.send(topic, VALUE, partition=n % 4)
+                await asyncio.sleep(0.0025)
+
+        sending = asyncio.create_task(trickle())
+        fetches = records = 0
+        while records < 800:
+            got = sum(map(len, (await consumer.getmany(timeout_ms=2000)).values()))
+            if got:
+                fetches, records = fetches + 1, records + got
+        await sending
+        return {"lone_record_ms_p50": rounded(percentile(delays, 50)),
+                "records_per_fetch_at_400_per_s": rounded(records / fetches)}
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
 async def list_offsets_ms(consumer: AIOKafkaConsumer, tp: TopicPartition,
                           tries: int = 20) -> float:
     out = []
@@ -228,6 +270,12 @@ def main(argv: list[str] | None = None) -> None:
         with EmbeddedBroker(port=port) as broker:
             assert broker.process is not None
             asyncio.run(measure(f"127.0.0.1:{port}", broker.process.pid, partitions, steps))
+    port = free_port()
+    with EmbeddedBroker(port=port):
+        for min_bytes in (1, 65536):
+            print(json.dumps({"fetch_min_bytes": min_bytes, "fetch_max_wait_ms": 300}
+                             | asyncio.run(min_bytes_effect(f"127.0.0.1:{port}", min_bytes))),
+                  flush=True)
 
 
 if __name__ == "__main__":
