@@ -119,7 +119,7 @@ async def read_all(bootstrap: str, broker_pid: int, tps: list[TopicPartition],
         ends = await consumer.end_offsets(tps)
         await consumer.seek_to_beginning(*tps)
         cpu, started, fetches, records = cpu_seconds(broker_pid), time.perf_counter(), 0, 0
-        while any(await consumer.position(tp) < ends[tp] for tp in tps):
+        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
             got = await consumer.getmany(timeout_ms=5000)
             fetches += 1
             records += sum(map(len, got.values()))
