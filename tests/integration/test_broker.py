@@ -13,6 +13,7 @@ import uuid
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import TopicPartition
 
 from shared.faust_app import faust_options
@@ -139,3 +140,54 @@ async def test_tansu_still_answers_an_empty_fetch_only_when_its_wait_runs_out(bo
         await producer.stop()
     # A broker that hands new records to a waiting fetch shows a few ms each.
     assert sorted(delays)[len(delays) // 2] > 0.08, delays
+
+
+async def _tail_fetch_ms(bootstrap: str, tp: TopicPartition, tries: int = 15) -> float:
+    """Median wall time of a fetch that returns the last record of `tp` (fresh seek each)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=10,
+                                enable_auto_commit=False, max_partition_fetch_bytes=1024)
+    await consumer.start()
+    consumer.assign([tp])
+    try:
+        end = (await consumer.end_offsets([tp]))[tp]
+        times = []
+        for _ in range(tries + 1):
+            consumer.seek(tp, end - 1)
+            started = time.perf_counter()
+            got: list = []
+            while not got:
+                got = (await consumer.getmany(tp, timeout_ms=5000, max_records=1)).get(tp, [])
+            times.append(time.perf_counter() - started)
+        return sorted(times[1:])[tries // 2] * 1000
+    finally:
+        await consumer.stop()
+
+
+async def test_tansu_still_scans_a_partition_for_every_fetch_that_reads_from_it(bootstrap):
+    """A fetch that returns records of a partition costs the broker time in proportion to
+    the records the partition holds (about 1.4 µs each, `python -m bench.fill`), even for
+    the last record alone; produce does not grow so. Why the aggregator's consumer at the
+    tail of its ever-growing company-index topic slowed the broker as the view grew, and why
+    RADAR_AGGREGATOR_FETCH_MIN_BYTES lets a fetch wait for more records (README "The view at
+    scale"). Measured here: about 1 ms at 200 records, 11 ms at 8,000."""
+    topic = f"scan-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 2, 1)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(**producer_options(kafka_settings(bootstrap)))
+    await producer.start()
+    try:
+        for partition, records in ((0, 200), (1, 8000)):
+            for chunk in range(0, records, 2000):
+                await asyncio.gather(*[await producer.send(topic, b"x" * 700,
+                                                           partition=partition)
+                                       for _ in range(min(2000, records - chunk))])
+    finally:
+        await producer.stop()
+    small = await _tail_fetch_ms(bootstrap, TopicPartition(topic, 0))
+    big = await _tail_fetch_ms(bootstrap, TopicPartition(topic, 1))
+    # A broker that finds a record by an index answers both alike.
+    assert big > 3 * small, (small, big)
