@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import sparse
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 from threadpoolctl import threadpool_limits
@@ -40,6 +39,7 @@ from services.extractor.cues import CueTable, default_cues
 from services.extractor.gate import ArticleGate, default_gate_path, features
 from services.extractor.text import normalise
 from services.extractor.training.corpus import CORPUS, Labelled, load, training_part
+from services.extractor.training.train import matrix, vocabulary
 
 #: Reuters-21578 TRAIN articles with title, body and date (12,862), of which 1,591 match the
 #: cooperation filter (services/extractor/training/select.py); the 500 drawn at random held
@@ -63,7 +63,7 @@ class Settings:
 @dataclass
 class Rows:
     items: list[Labelled]
-    features: list[set[str]]
+    features: list[frozenset[str]]
     labels: np.ndarray  # 1: the article reports a partnership
     events: np.ndarray  # gold events per article
     weights: np.ndarray  # selection weights
@@ -85,30 +85,11 @@ def rows(items: Sequence[Labelled], cues: CueTable, reasons: dict[str, tuple[str
     total = sum(selection_weight(reasons.get(i.article.article_id, ())) for i in items)
     kept = [i for i in items if cues.is_gate(normalise(i.article.text))]
     return Rows(
-        kept, [features(i.article.title, normalise(i.article.text)) for i in kept],
+        kept, [frozenset(features(i.article.title, normalise(i.article.text))) for i in kept],
         np.array([int(bool(i.events)) for i in kept]),
         np.array([len(i.events) for i in kept]),
         np.array([selection_weight(reasons.get(i.article.article_id, ())) for i in kept]),
         total)
-
-
-def vocabulary(feature_sets: Sequence[set[str]], min_count: int) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for feats in feature_sets:
-        for f in feats:
-            counts[f] = counts.get(f, 0) + 1
-    return {f: i for i, f in enumerate(sorted(f for f, n in counts.items() if n >= min_count))}
-
-
-def matrix(feature_sets: Sequence[set[str]], vocab: dict[str, int]) -> sparse.csr_matrix:
-    r, c = [], []
-    for k, feats in enumerate(feature_sets):
-        for f in feats:
-            j = vocab.get(f)
-            if j is not None:
-                r.append(k)
-                c.append(j)
-    return sparse.csr_matrix((np.ones(len(r)), (r, c)), shape=(len(feature_sets), len(vocab)))
 
 
 def fit(data: Rows, index: np.ndarray, c: float, min_count: int
