@@ -90,8 +90,9 @@ bench: install ## Benchmark: throughput, latency at 50 articles/s, extractor spe
 backfill-bench: install ## Backfill every Reuters-21578 TRAIN article into a fresh stack (about 15 min)
 	$(BIN)/python -m bench.backfill $(BENCH_ARGS)
 
-train: install ## Retrain the partnership model from corpus/ (deterministic; rewrites services/extractor/data/partnership-model.json.gz)
+train: install ## Retrain the partnership model and the article gate from corpus/ (deterministic; rewrites services/extractor/data/partnership-model.json.gz, article-gate.json.gz)
 	$(BIN)/radar train
+	$(BIN)/python -m services.extractor.training.gate
 
 eval: install ## Score the shipped extractor on the frozen held-out slice (and calibration)
 	$(BIN)/radar eval
