@@ -305,6 +305,10 @@ def _networks(value: str) -> tuple[IPv4Network | IPv6Network, ...]:
                  if part.strip())
 
 
+#: `RADAR_EXTRACTOR_ARTICLE_GATE` value that turns the learned article gate off.
+NO_ARTICLE_GATE = "off"
+
+
 class ExtractorSettings(HttpSettings):
     """The extractor: ArticleEvents in, PartnershipEvents out."""
 
@@ -325,6 +329,10 @@ class ExtractorSettings(HttpSettings):
     partnership_model: str | None = Field(
         None, description="Path of a trained partnership model (make train); unset: the one "
         "shipped with the extractor.")
+    article_gate: str | None = Field(
+        None, description="Path of a trained article gate (make train); unset: the one shipped "
+        f"with the extractor; {NO_ARTICLE_GATE!r}: none, only the cue table's gate (e.g. with a "
+        "partnership model trained on another kind of news).")
 
 
 class TableStore(StrEnum):

@@ -45,6 +45,7 @@ from shared.contracts import (
     PartnershipEvent,
     Stage,
 )
+from shared.settings import NO_ARTICLE_GATE
 
 #: Bumped when the extraction logic (not the trained weights) changes; the model's own
 #: version is appended (see `Extractor.version`).
@@ -99,9 +100,10 @@ class Extractor:
     def load(cls, spacy_model: str = DEFAULT_SPACY_MODEL, *, model_path: str | None = None,
              threshold: float | None = None, gate_path: str | None = None) -> Extractor:
         """The pipeline with the trained models and the article gate (the shipped ones
-        unless paths are given; each loaded once per process)."""
-        return cls(load_nlp(spacy_model, model_path=model_path, threshold=threshold),
-                   gate=load_gate(gate_path))
+        unless paths are given; each loaded once per process). `gate_path` "off": no
+        learned gate, the cue table's alone."""
+        gate = None if gate_path == NO_ARTICLE_GATE else load_gate(gate_path)
+        return cls(load_nlp(spacy_model, model_path=model_path, threshold=threshold), gate=gate)
 
     @property
     def decider(self) -> PartnershipDecider | None:

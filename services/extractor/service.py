@@ -53,7 +53,7 @@ async def run() -> None:
     k, t = kafka(), topics()
     await ensure_topics(k, t, t.created_by(SERVICE))
     spec = PipelineSpec(settings.model, model_path=settings.partnership_model,
-                        threshold=settings.min_confidence)
+                        threshold=settings.min_confidence, gate_path=settings.article_gate)
     pool = ExtractorPool(spec, settings.processes)
     log.info("loading spaCy model %s and the partnership model in %d process(es)",
              settings.model, pool.processes)

@@ -44,10 +44,11 @@ class PipelineSpec:
     spacy_model: str = DEFAULT_SPACY_MODEL
     model_path: str | None = None
     threshold: float | None = None
+    gate_path: str | None = None
 
     def load(self) -> Extractor:
         return Extractor.load(self.spacy_model, model_path=self.model_path,
-                              threshold=self.threshold)
+                              threshold=self.threshold, gate_path=self.gate_path)
 
 
 def default_processes() -> int:

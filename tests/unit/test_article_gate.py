@@ -132,3 +132,20 @@ def test_the_artefact_round_trips_and_a_foreign_file_is_refused(tmp_path: Path):
     out.write_bytes(gzip.compress(json.dumps(data).encode()))
     with pytest.raises(ValueError, match="not an article gate"):
         ArticleGate.load(out)
+
+
+def test_the_gate_can_be_turned_off_by_setting(corpus, extractor, monkeypatch):
+    """RADAR_EXTRACTOR_ARTICLE_GATE=off: the extractor service's pipeline has no learned
+    gate (for a partnership model trained on other news), so cue-passing articles the
+    shipped gate refuses reach the sentence split, and the version names no gate."""
+    from services.extractor.workers import PipelineSpec
+    from shared.settings import ExtractorSettings
+    from shared.settings import load as load_settings
+
+    monkeypatch.setenv("RADAR_EXTRACTOR_ARTICLE_GATE", "off")
+    settings = load_settings(ExtractorSettings)
+    off = PipelineSpec(settings.model, gate_path=settings.article_gate).load()
+    assert off.gate is None
+    assert extractor.version.startswith(off.version + "+g")
+    article = corpus[NOT_PARTNERSHIPS[0]].article
+    assert extractor.prepare(article) is None and off.prepare(article) is not None
