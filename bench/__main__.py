@@ -39,6 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 from rich.console import Console
 from rich.table import Table
 
@@ -74,6 +75,8 @@ def targets_met(figures: dict[str, Any], tag: str, latency_samples: int) -> dict
                                            and value <= TARGET_P99_MS)
     if (value := figures.get("latency_ms_p99_at_capacity80")) is not None:
         met["latency_ms_p99_at_capacity80"] = value <= TARGET_P99_MS_AT_CAPACITY
+    elif "capacity80_error" in figures:  # the stack did not keep up at all
+        met["latency_ms_p99_at_capacity80"] = False
     rss = [v for k, v in figures.items() if k.startswith("rss_mb_") and v is not None]
     if rss:
         met["peak_rss_mb"] = max(rss) <= TARGET_RSS_MB
@@ -134,15 +137,22 @@ def run_pipeline(args: argparse.Namespace, warmup: list[Article],
                                   "articles, as fast as the ingestor takes them")
                     throughputs.append(await bench.throughput(articles))
                 capacity = spread([t.articles_per_s for t in throughputs])[0]
-                at_capacity = None
+                at_capacity, capacity_error = None, None
                 if args.capacity_seconds > 0 and capacity == capacity:
                     rate = args.capacity_share * capacity
                     count = min(len(capacity_pool), int(rate * args.capacity_seconds))
                     console.print(f"latency at {args.capacity_share:.0%} of capacity: {count} "
                                   f"articles at {rate:.1f}/s")
-                    at_capacity = await bench.latency(capacity_pool[:count], rate)
+                    try:
+                        at_capacity = await bench.latency(capacity_pool[:count], rate)
+                    except (httpx.HTTPError, TimeoutError, RuntimeError) as exc:
+                        # A stack that falls over at this load is a result, not a reason to
+                        # throw away the figures measured before it.
+                        capacity_error = f"{type(exc).__name__}: {exc}"[:300]
+                        console.print(f"[red]latency at capacity failed:[/red] {capacity_error}")
                 return {"latency": latency, "throughputs": throughputs,
-                        "at_capacity": at_capacity, "rss": bench.peak_rss_mb()}
+                        "at_capacity": at_capacity, "capacity_error": capacity_error,
+                        "rss": bench.peak_rss_mb()}
             finally:
                 await bench.close()
 
@@ -334,6 +344,10 @@ def main(argv: list[str] | None = None) -> int:
             table.add_row(f"latency p50/p99 at {args.capacity_share:.0%} capacity",
                           f"{percentile(cap_ms, 50):,.0f} / {percentile(cap_ms, 99):,.0f} ms",
                           f"{len(cap_ms)} samples at {cap.offered_per_s:.1f}/s offered")
+        elif out.get("capacity_error"):
+            figures["capacity80_error"] = out["capacity_error"]
+            table.add_row(f"latency at {args.capacity_share:.0%} capacity", "failed",
+                          out["capacity_error"])
         for name, mb in sorted(rss.items()):
             table.add_row(f"peak RSS {name}", f"{mb:,.0f} MiB", "VmHWM")
         if args.scaling:

@@ -171,6 +171,9 @@ def test_targets_met_checks_the_issue_goals_on_what_the_run_measured():
     # A p99 over too few samples is no evidence; figures not measured are not judged.
     assert targets_met({"latency_ms_p99_at_50": 100.0}, "50", latency_samples=189) == {
         "latency_ms_p99_at_50": False}
+    # A stack that failed the run at 80 % of capacity did not meet that goal.
+    assert targets_met({"capacity80_error": "PoolTimeout: "}, "50", latency_samples=0) == {
+        "latency_ms_p99_at_capacity80": False}
 
 
 def test_latency_figures_report_cpu_per_article_sent_per_process() -> None:
