@@ -129,6 +129,8 @@ async def test_tansu_still_answers_an_empty_fetch_only_when_its_wait_runs_out(bo
     collector = asyncio.create_task(collect())
     try:
         for n in range(6):
+            # Paced on purpose: each record must land while the consumer's fetch is already
+            # waiting on an empty partition, which is the delay this test measures.
             await asyncio.sleep(0.1 + 0.05 * n)
             value = str(n).encode()
             sent[value] = time.monotonic()

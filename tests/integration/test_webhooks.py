@@ -49,6 +49,7 @@ class Receiver:
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
+        # A slow subscriber, on purpose: the delay is what the tests put the sender through.
         await asyncio.sleep(self.delay_s)
         change_id = request.headers.get("X-Radar-Change-Id", "")
         self.attempts[change_id] += 1

@@ -21,7 +21,7 @@ async def test_in_order_per_partition_and_partitions_overlap():
         running.add(partition)
         if len(running) > 1:
             overlapped.set()
-        await asyncio.sleep(0.001 * (n % 3))
+        await asyncio.sleep(0.001 * (n % 3))  # simulated work of uneven length, not a wait
         running.discard(partition)
         done.append(item)
 

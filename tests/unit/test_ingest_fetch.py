@@ -233,7 +233,7 @@ async def test_slow_server_hits_the_deadline(site: LocalSite) -> None:
         await resp.prepare(request)
         for _ in range(100):
             await resp.write(b".")
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # a server that drips: the slowness under test
         return resp
 
     site.route("/drip", drip)
