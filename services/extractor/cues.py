@@ -59,12 +59,14 @@ class NameRules:
     descriptor_no_match: tuple[str, ...] = ()
     descriptor_stop: frozenset[str] = frozenset()
 
+    def has_legal_form(self, name: str) -> bool:
+        """Does the name end in a company's legal form ("Reuters Holdings Plc")?"""
+        return bool(self.legal_form and self.legal_form.search(name.strip()))
+
     def is_body(self, name: str) -> bool:
         """Does the name say it is a public body, union or market, not a company? A name
         ending in a legal form never does ("Genetics Institute Inc")."""
-        if not self.body.search(name):
-            return False
-        return not (self.legal_form and self.legal_form.search(name.strip()))
+        return bool(self.body.search(name)) and not self.has_legal_form(name)
 
 
 class CueTable:

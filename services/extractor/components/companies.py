@@ -228,11 +228,8 @@ class CompanyFinder:
     def _keep(self, span: Span) -> bool:
         text = span.text
         # "Reuters Holdings Plc": an outlet written with a legal form is its own company.
-        outlet = self.registry.is_non_party(text) and not self._legal(text)
+        outlet = self.registry.is_non_party(text) and not self.names.has_legal_form(text)
         return not (text in self.names.not_companies or outlet or self.names.is_body(text))
-
-    def _legal(self, text: str) -> bool:
-        return bool(self.names.legal_form and self.names.legal_form.search(text.strip()))
 
     @staticmethod
     def _ticker_named(doc: Doc, names: frozenset[tuple[str, ...]],
@@ -257,7 +254,7 @@ class CompanyFinder:
             span, earlier, when)
         full = self._full_name(span.text, full_names)
         name = owner or self.registry.canonicalize(full, when)
-        if name is None and self._legal(full):
+        if name is None and self.names.has_legal_form(full):
             name = clean_mention(full)  # "Reuters Holdings Plc", "Systems Industries Inc"
         if name is None or len(name) < 2 or self.names.is_body(full if owner is None else name):
             return None, False
