@@ -40,7 +40,11 @@ _TICKER_RE = re.compile(r"\s*<[^<>]{1,12}>\s*$")  # "Chrysler Corp <C>"
 _BRACKETS_RE = re.compile(r"^<(.+)>$")  # "<Automobili Lamborghini SpA>"
 _POSSESSIVE_RE = re.compile(r"(?:'s|’s|')$")
 _SPACE_RE = re.compile(r"\s+")
-_DOTTED_RE = re.compile(r"\b(?:[A-Za-z]\.){2,}")
+_INITIALS_RE = re.compile(r"(?<![\w.])(?:[A-Za-z]\.)+[A-Za-z]\b\.?")
+#: A dotted legal form at the end of a name ("Bull S.A.", "Degussa A.G."): its dots go, so
+#: the legal form is recognised and stripped. Dotted initials that start or sit inside a
+#: name ("E.B. Michaels Research Associates", "R.M. Wilson Co") stay as written.
+_DOTTED_RE = re.compile(r"(?<![\w.])(?:[A-Za-z]\.)+[A-Za-z]\.?$")
 #: Dates compare as ISO strings; a missing bound is open.
 _EARLIEST, _LATEST = "0000-00-00", "9999-99-99"
 
@@ -81,7 +85,9 @@ def _legal_basename(name: str) -> str:
 
 def name_key(text: str) -> str:
     """Case- and punctuation-insensitive lookup key."""
-    return re.sub(r"[^a-z0-9&]+", " ", clean_mention(text).lower()).strip()
+    # Initials key alike however they are dotted ("E.I. du Pont" / "EI du Pont").
+    name = _INITIALS_RE.sub(lambda m: m.group(0).replace(".", ""), clean_mention(text))
+    return re.sub(r"[^a-z0-9&]+", " ", name.lower()).strip()
 
 
 def day(when: date | datetime | str | None) -> str:

@@ -27,6 +27,9 @@ class Cue:
     name: str
     pattern: re.Pattern[str]
     gate: bool = False
+    #: Right after a gate sentence, a sentence this cue fires in is parsed and proposes
+    #: candidates too ("X signed with Y. Both companies will ...": it says who cooperates).
+    follow_up: bool = False
     why: str = ""
     match: tuple[str, ...] = ()
     no_match: tuple[str, ...] = ()
@@ -35,7 +38,8 @@ class Cue:
 def _cue(entry: dict[str, Any]) -> Cue:
     flags = 0 if entry.get("case_sensitive") else re.I
     return Cue(name=entry["name"], pattern=re.compile(entry["pattern"], flags),
-               gate=bool(entry.get("gate", False)), why=entry.get("why", ""),
+               gate=bool(entry.get("gate", False)),
+               follow_up=bool(entry.get("follow_up", False)), why=entry.get("why", ""),
                match=tuple(entry.get("match", ())), no_match=tuple(entry.get("no_match", ())))
 
 
@@ -58,6 +62,9 @@ class NameRules:
     descriptor_match: tuple[str, ...] = ()
     descriptor_no_match: tuple[str, ...] = ()
     descriptor_stop: frozenset[str] = frozenset()
+    wire_case: re.Pattern[str] | None = None
+    wire_case_match: tuple[str, ...] = ()
+    wire_case_no_match: tuple[str, ...] = ()
 
     def has_legal_form(self, name: str) -> bool:
         """Does the name end in a company's legal form ("Reuters Holdings Plc")?"""
@@ -67,6 +74,13 @@ class NameRules:
         """Does the name say it is a public body, union or market, not a company? A name
         ending in a legal form never does ("Genetics Institute Inc")."""
         return bool(self.body.search(name)) and not self.has_legal_form(name)
+
+    def recase(self, text: str) -> str:
+        """The wire's capitalised common words ("U.S. Partner CPC") in lower case: one
+        letter each, so every offset stays valid."""
+        if self.wire_case is None:
+            return text
+        return self.wire_case.sub(lambda m: m.group(0)[0].lower() + m.group(0)[1:], text)
 
 
 class CueTable:
@@ -83,6 +97,7 @@ class CueTable:
         # One alternation of every gate cue: a single scan of the raw text decides whether an
         # article can report cooperation at all.
         self.gate = re.compile("|".join(f"(?:{p})" for p in gate), re.I)
+        self.follow_ups = tuple(c.pattern for c in self.cues if c.follow_up)
         names = data["names"]
         self.names = NameRules(
             designators=tuple(dict.fromkeys(names["designators"])),
@@ -102,7 +117,11 @@ class CueTable:
             descriptor_nouns=tuple(names.get("descriptor_nouns", ())),
             descriptor_match=tuple(names.get("descriptor_match", ())),
             descriptor_no_match=tuple(names.get("descriptor_no_match", ())),
-            descriptor_stop=frozenset(names.get("descriptor_stop", ())))
+            descriptor_stop=frozenset(names.get("descriptor_stop", ())),
+            wire_case=re.compile(names["wire_case_pattern"])
+            if "wire_case_pattern" in names else None,
+            wire_case_match=tuple(names.get("wire_case_match", ())),
+            wire_case_no_match=tuple(names.get("wire_case_no_match", ())))
 
     def __getitem__(self, name: str) -> re.Pattern[str]:
         return self.by_name[name].pattern
@@ -114,16 +133,23 @@ class CueTable:
     def is_gate(self, text: str) -> bool:
         return bool(self.gate.search(text))
 
+    def is_follow_up(self, text: str) -> bool:
+        """Does a sentence right after a gate sentence say who cooperates ("both
+        companies")? Such a sentence is parsed and proposes candidates like a gate one."""
+        return any(p.search(text) for p in self.follow_ups)
+
     def cue_span(self, sentence: str, stage: str) -> tuple[int, int] | None:
         """Where in `sentence` a cue fired, as offsets into it, for highlighting the
         evidence: the cue of the reported `stage` ("in talks", "signed", "called off") when
         it fires there, else the earliest gate cue (the words naming the cooperation, "joint
-        venture", "partner"); None when neither does. Reads the sentence only: it explains
+        venture", "partner"), else in a follow-up sentence its follow-up cue ("the two
+        companies"); None when none does. Reads the sentence only: it explains
         a decision already made and changes none."""
         own = self.by_name.get(STAGE_CUES.get(stage, ""))
         match = own.pattern.search(sentence) if own is not None else None
         if match is None:
-            found = [m for c in self.cues if c.gate and (m := c.pattern.search(sentence))]
+            found = [m for c in self.cues if c.gate and (m := c.pattern.search(sentence))] \
+                or [m for c in self.cues if c.follow_up and (m := c.pattern.search(sentence))]
             match = min(found, key=lambda m: (m.start(), -m.end()), default=None)
         if match is None or match.end() <= match.start():
             return None

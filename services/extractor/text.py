@@ -10,7 +10,9 @@ _TEMPLATE = re.compile(r"\{\{[^{}\n]{0,80}\}\}")
 _GLUED_COMMENTS = re.compile(r"^\s*\d+ Comments(?=[A-Z])")
 _SINGLE_NEWLINE = re.compile(r"(?<!\n)\n(?!\n)")
 _TICKER = re.compile(r"<[A-Z0-9.]{1,10}>")  # "Chrysler Corp <C>"
-_BRACKETED_NAME = re.compile(r"<([A-Z][^<>\n]{1,60})>")  # "<Suzuki Motor Co Ltd>"
+#: "<Suzuki Motor Co Ltd>"; the wire often breaks a line inside one ("<Chesapeake\nBiological
+#: Laboratories>").
+_BRACKETED_NAME = re.compile(r"<([A-Z](?:[^<>\n]|\n(?!\n)){1,60})>")
 
 
 def normalise(text: str) -> str:

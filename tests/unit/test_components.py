@@ -208,3 +208,59 @@ def test_model_artefact_round_trips_byte_identically(tmp_path):
     again = PartnershipModel.load(second)
     assert again.probabilities([{"c:joint_venture"}])[0] == model.probabilities(
         [{"c:joint_venture"}])[0]
+
+
+def test_dotted_initials_stay_as_written():
+    nlp = spacy.blank("en")
+    nlp.add_pipe("radar_companies")
+    doc = nlp("Hunterdon Pharmaceuticals Inc formed a venture with E.B. Michaels Research "
+              "Associates Inc, and R.M. Wilson Co Inc will sell for Bull S.A.")
+    names = {s._.company for s in doc.spans["companies"]}
+    assert {"E.B. Michaels Research Associates", "R.M. Wilson", "Bull"} <= names
+
+
+def test_bracketed_names_broken_over_a_line():
+    original = "formed a venture with <Chesapeake\nBiological Laboratories> and <ACME> Inc."
+    text = normalise(original)
+    assert len(text) == len(original)
+    assert "Chesapeake Biological Laboratories" in text and "<" not in text
+    assert bracketed_names((original,)) == {"Chesapeake Biological Laboratories"}
+
+
+def test_a_pronoun_subject_after_an_opening_phrase_joins_the_group():
+    # "Acme Co sells chips. In addition, it formed a venture with Gamma Co and Delta Co."
+    words = ["Acme", "Co", "sells", "chips", ".", "In", "addition", ",", "it", "formed", "a",
+             "venture", "with", "Gamma", "Co", "and", "Delta", "Co", "."]
+    heads = [1, 2, 2, 2, 2, 9, 5, 9, 9, 9, 11, 9, 11, 14, 12, 14, 17, 14, 9]
+    deps = ["compound", "nsubj", "ROOT", "dobj", "punct", "prep", "pobj", "punct", "nsubj",
+            "ROOT", "det", "dobj", "prep", "compound", "pobj", "cc", "compound", "conj",
+            "punct"]
+    pos = ["PROPN", "PROPN", "VERB", "NOUN", "PUNCT", "ADP", "NOUN", "PUNCT", "PRON", "VERB",
+           "DET", "NOUN", "ADP", "PROPN", "PROPN", "CCONJ", "PROPN", "PROPN", "PUNCT"]
+    doc = parsed(words, heads, deps, pos, [(0, 2, "Acme"), (13, 15, "Gamma"), (16, 18, "Delta")])
+    spacy.blank("en").add_pipe("radar_candidates")(doc)  # type: ignore[operator]
+    second = {c.parties: c.features for c in doc._.candidates if c.sentence.start == 5}
+    assert ("Acme", "Delta", "Gamma") in second
+    assert "gk:pronoun_subject" in second[("Acme", "Delta", "Gamma")]
+
+
+def _two_sentences(first_verb: str):
+    # "Acme Co <first_verb> Beta Inc. Both companies will retain stakes."
+    words = ["Acme", "Co", first_verb, "Beta", "Inc", ".", "Both", "companies", "will",
+             "retain", "stakes", "."]
+    heads = [1, 2, 2, 4, 2, 2, 7, 9, 9, 9, 9, 9]
+    deps = ["compound", "nsubj", "ROOT", "compound", "dobj", "punct", "det", "nsubj", "aux",
+            "ROOT", "dobj", "punct"]
+    pos = ["PROPN", "PROPN", "VERB", "PROPN", "PROPN", "PUNCT", "DET", "NOUN", "AUX", "VERB",
+           "NOUN", "PUNCT"]
+    doc = parsed(words, heads, deps, pos, [(0, 2, "Acme"), (3, 5, "Beta")])
+    spacy.blank("en").add_pipe("radar_candidates")(doc)  # type: ignore[operator]
+    return [c for c in doc._.candidates if c.sentence.start == 6]
+
+
+def test_a_follow_up_sentence_after_a_gate_sentence_proposes_candidates():
+    assert NAMES is not None and default_cues().is_follow_up("Both companies will retain")
+    second = _two_sentences("licensed")  # a gate sentence, then "Both companies ..."
+    assert [c.parties for c in second] == [("Acme", "Beta")]
+    assert "follow_up" in second[0].features and second[0].reference
+    assert _two_sentences("met") == []  # after a sentence without a gate cue: nothing

@@ -54,6 +54,18 @@ def test_description_nouns_without_a_name_after_them(example):
     assert described_names(example, described_pattern(TABLE.names), TABLE.names) == []
 
 
+@pytest.mark.parametrize("example", TABLE.names.wire_case_match)
+def test_wire_case_lowers_the_common_word_after_us(example):
+    recased = TABLE.names.recase(example)
+    assert len(recased) == len(example) and recased != example
+    assert recased.lower() == example.lower()
+
+
+@pytest.mark.parametrize("example", TABLE.names.wire_case_no_match)
+def test_wire_case_keeps_names(example):
+    assert TABLE.names.recase(example) == example
+
+
 def test_gate_is_the_union_of_gate_cues():
     gates = [c for c in TABLE.cues if c.gate]
     assert gates

@@ -181,8 +181,9 @@ def test_evidence_carries_the_cue_that_fired(lenient, text, cue):
 
 
 def test_cue_offsets_on_the_demo_articles_point_at_cue_words(extractor):
-    """Every evidence sentence of the demo feed has a cue (a gate cue chose it), its offsets
-    lie inside the sentence and the article text there matches a cue of the table."""
+    """Every evidence sentence of the demo feed has a cue (a gate or follow-up cue chose it),
+    its offsets lie inside the sentence and the article text there matches a cue of the
+    table."""
     articles = [article_from_mapping(json.loads(line), where="demo", default_source="demo")
                 for line in (ROOT / "services/cli/samples/demo_articles.jsonl").open()]
     cues = extractor.cues

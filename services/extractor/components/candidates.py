@@ -234,16 +234,26 @@ class CandidateFinder:
         previous: list[Mention] = []
         seen_in_doc: list[tuple[int, str]] = []  # (article offset, name) named so far here
         protagonists = self._protagonists(ctx, spans)
+        gate_window = None  # the window of the sentence before, if that is a gate sentence
         for sent in doc.sents:
             mentions = [self._mention(s) for s in spans
                         if sent.start <= s.start < sent.end]
             text = masked(sent, mentions)
-            if self.cues.is_gate(text):
+            gate = self.cues.is_gate(text)
+            # "... with Kamine Engineering, and both companies will retain interests": a
+            # follow-up sentence (`CueTable.is_follow_up`) proposes candidates too.
+            window = ctx.segment_of(sent.start_char)
+            follow_up = not gate and gate_window == window and self.cues.is_follow_up(text)
+            if gate or follow_up:
                 at = ctx.article_offset(sent.start_char)
                 history = self._history(ctx, at, seen_in_doc)
                 refs = self._references(sent, text, mentions, previous, history)
-                out.extend(self._candidates(sent, text, [*mentions, *refs], previous, ctx,
-                                            at, protagonists))
+                found = self._candidates(sent, text, [*mentions, *refs], previous, ctx, at,
+                                         protagonists)
+                for cand in found if follow_up else ():
+                    cand.features.add("follow_up")
+                out.extend(found)
+            gate_window = window if gate else None
             for m in mentions:
                 seen_in_doc.append((ctx.article_offset(m.start), m.name))
             if mentions:
@@ -287,9 +297,9 @@ class CandidateFinder:
         recent = list(dict.fromkeys(reversed(history)))  # most recent first, distinct
         doc = sent.doc
 
-        def at(match: re.Match[str]) -> Token | None:
-            span = doc.char_span(sent.start_char + match.start(), sent.start_char + match.end(),
-                                 alignment_mode="expand")
+        def at(match: re.Match[str], group: int | str = 0) -> Token | None:
+            span = doc.char_span(sent.start_char + match.start(group),
+                                 sent.start_char + match.end(group), alignment_mode="expand")
             return span.root if span is not None else None
 
         pair = self.cues["pair_reference"].search(text)
@@ -315,13 +325,18 @@ class CandidateFinder:
                 if owner and owner not in {m.name for m in out}:
                     out.append(Mention(owner, token.idx, token.idx + len(token), token,
                                        "possessive", True, reference=not before))
-        subject = self.cues["pronoun_subject"].match(text)
+        # "It said ...", "In addition, it announced ...": the subject continues the last
+        # sentence's (when no company is named before it).
+        subject = self.cues["pronoun_subject"].match(text) or \
+            self.cues["pronoun_after_opener"].match(text)
         if subject and previous and not any(m.start - sent.start_char < subject.end()
                                             for m in mentions):
-            root = at(subject)
+            ref = "ref" if "ref" in subject.re.groupindex else 0
+            lo, hi = subject.span(ref)
+            root = at(subject, ref)
             if root is not None and previous[0].name not in {m.name for m in out}:
-                out.append(Mention(previous[0].name, sent.start_char + subject.start(),
-                                   sent.start_char + subject.end(), root, "pronoun_subject",
+                out.append(Mention(previous[0].name, sent.start_char + lo,
+                                   sent.start_char + hi, root, "pronoun_subject",
                                    previous[0].known, reference=True))
         one = self.cues["one_reference"].search(text)
         if one and not out:
@@ -385,7 +400,10 @@ class CandidateFinder:
                     self.anchor_features(mention, "a")
                 out.append(Candidate(tuple(sorted((name, hero))), sent, feats, True))
         if len(names) >= 3:
-            for group, how in self._groups(names, runs):
+            # The group's likeliest lead is the sentence's first company, also when it is
+            # only referred to ("In addition, it announced jointly with X and Y").
+            first = min(names, key=lambda n: by_name[n][0].start)
+            for group, how in self._groups(names, runs, first):
                 feats = shared | {"group", f"gsize:{min(len(group), 5)}", f"g:{how}"}
                 if len(group) == len(names):
                     feats.add("gall")
@@ -424,14 +442,14 @@ class CandidateFinder:
         return [list(dict.fromkeys(m.name for m in r)) for r in runs if r]
 
     @staticmethod
-    def _groups(names: list[str], runs: list[list[str]]) -> list[tuple[list[str], str]]:
+    def _groups(names: list[str], runs: list[list[str]], first: str | None
+                ) -> list[tuple[list[str], str]]:
         """Three or more parties: the whole set (up to six) and the coordinated runs, with and
         without the sentence's first company (often the subject: "X's venture with Y and Z"),
         each with how it was formed."""
         groups: list[tuple[list[str], str]] = []
         if len(names) <= 6:
             groups.append((list(names), "all"))
-        first = names[0] if names else None
         for members in runs:
             if len(members) >= 3 and all(members != g for g, _ in groups):
                 groups.append((members, "run"))

@@ -126,8 +126,8 @@ def full_company_names(text: str, pattern: re.Pattern[str], names: NameRules,
 
 
 #: "<Microamerica>", "<Kamine Engineering and Mechanical Contracting": a bracketed wire name
-#: (not a ticker: it has a lower-case letter).
-_BRACKETED = re.compile(r"<([A-Z][^<>\n]{1,60})(?:>|\s*<)")
+#: (not a ticker: it has a lower-case letter), also broken over a line.
+_BRACKETED = re.compile(r"<([A-Z](?:[^<>\n]|\n(?!\n)){1,60})(?:>|\s*<)")
 
 
 def bracketed_names(texts: Iterable[str]) -> frozenset[str]:

@@ -51,6 +51,11 @@ class ArticleContext:
                 return seg.article_start + doc_offset - seg.doc_start
         return doc_offset
 
+    def segment_of(self, doc_offset: int) -> int:
+        """Index of the window (segment) a doc character offset lies in (-1: none)."""
+        return next((n for n, seg in enumerate(self.segments)
+                     if seg.doc_start <= doc_offset <= seg.doc_start + seg.length), -1)
+
     def named_before(self, article_offset: int) -> list[str]:
         return [name for at, name in self.named if at < article_offset]
 
