@@ -110,7 +110,15 @@ def latency_figures(lat: Any, tag: str) -> tuple[dict[str, Any], list[float], li
              # the extractor's handling of one poll (its share of the extractor hop)
              **{f"extractor_batch_ms_p{q}_at_{tag}":
                 rounded(bucket_quantile(lat.extractor_batch_seconds, q) * 1000)
-                for q in (50, 99)}}, ms, ms_http)
+                for q in (50, 99)},
+             # each hop's share of the trip, and where the queue stood while it was offered
+             **{f"latency_hops_ms_p{q}_at_{tag}": {
+                 hop.split(":")[0]: rounded(percentile([x * 1000 for x in v], q))
+                 for hop, v in lat.hops.items()} for q in (50, 99)},
+             f"queue_peak_at_{tag}": dict(zip(("extractor", "aggregator"),
+                                              map(rounded, lat.queue_peak()), strict=True)),
+             f"drain_s_at_{tag}": rounded(lat.drain_seconds, 2),
+             f"kept_up_per_s_at_{tag}": rounded(lat.kept_up_per_s)}, ms, ms_http)
 
 
 def run_pipeline(args: argparse.Namespace, warmup: list[Article],
@@ -293,12 +301,14 @@ def main(argv: list[str] | None = None) -> int:
         lat_figures, ms, ms_http = latency_figures(lat, tag)
         if thrs:
             figures |= {**spread_figures("pipeline_articles_per_s", per_s),
-                        "pipeline_articles": thrs[-1].published}
+                        "pipeline_articles": thrs[-1].published,
+                        # CPU ms per article per process, 100 articles to a request and
+                        # drained in big batches (the last throughput run)
+                        "cpu_ms_per_article_throughput": {
+                            name: rounded(seconds * 1000 / max(thrs[-1].published, 1), 2)
+                            for name, seconds in sorted(thrs[-1].cpu_seconds.items())}}
         figures |= {**lat_figures,
                     "latency_articles_per_request": args.latency_batch,
-                    **{f"latency_hops_ms_p{q}_at_{tag}": {
-                        hop.split(":")[0]: rounded(percentile([x * 1000 for x in v], q))
-                        for hop, v in lat.hops.items()} for q in (50, 99)},
                     **{f"rss_mb_{name}": rounded(mb) for name, mb in sorted(rss.items())}}
         if full_parse and per_s:
             figures |= spread_figures(
@@ -334,6 +344,14 @@ def main(argv: list[str] | None = None) -> int:
                        for name, seconds in sorted(lat.cpu_seconds.items())}
         table.add_row("  CPU ms per article", f"{sum(per_article.values()):,.2f}",
                       ", ".join(f"{name} {ms:.2f}" for name, ms in per_article.items()))
+        table.add_row("  queue peak / drain", f"{lat.queue_peak()[0]:,.0f} / "
+                      f"{lat.queue_peak()[1]:,.0f}", "in front of the extractor / aggregator; "
+                      f"{lat.drain_seconds:.1f} s to drain after the last send")
+        if thrs:
+            thr_cpu = {name: seconds * 1000 / max(thrs[-1].published, 1)
+                       for name, seconds in sorted(thrs[-1].cpu_seconds.items())}
+            table.add_row("CPU ms per article, throughput", f"{sum(thr_cpu.values()):,.2f}",
+                          ", ".join(f"{name} {ms:.2f}" for name, ms in thr_cpu.items()))
         table.add_row("latency samples", str(len(ms)),
                       f"{lat.sent} sent, {args.latency_batch} per request, achieved "
                       f"{lat.achieved_per_s:.1f}/s")
@@ -344,6 +362,11 @@ def main(argv: list[str] | None = None) -> int:
             table.add_row(f"latency p50/p99 at {args.capacity_share:.0%} capacity",
                           f"{percentile(cap_ms, 50):,.0f} / {percentile(cap_ms, 99):,.0f} ms",
                           f"{len(cap_ms)} samples at {cap.offered_per_s:.1f}/s offered")
+            table.add_row("  kept up with / queue peak / drain",
+                          f"{cap.kept_up_per_s:,.1f}/s", "articles consumed per second; peak "
+                          "queue in front of the extractor / aggregator "
+                          f"{cap.queue_peak()[0]:,.0f} / {cap.queue_peak()[1]:,.0f}; "
+                          f"{cap.drain_seconds:.1f} s to drain after the last send")
         elif out.get("capacity_error"):
             figures["capacity80_error"] = out["capacity_error"]
             table.add_row(f"latency at {args.capacity_share:.0%} capacity", "failed",
