@@ -291,7 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.articles, args.repeats, args.latency_seconds = 600, 1, 10.0
         args.capacity_seconds, args.scaling, args.extractor_articles = 6.0, [], 150
-        args.capacity_probe_seconds = 5.0
+        # one stack for everything: a second start would cost about 15 s, and the quick
+        # run's broker holds a few hundred records per partition, not thousands
+        args.capacity_probe_seconds, args.capacity_same_stack = 4.0, True
     if args.only == "latency":
         args.repeats, args.capacity_seconds, args.scaling = 0, 0.0, []
     console = Console(stderr=False)
