@@ -229,3 +229,11 @@ def test_queue_peak_per_hop() -> None:
                                                 (1.5, 1.0, 5.0)])
     assert lat.queue_peak() == (12.0, 5.0)
     assert all(math.isnan(x) for x in LatencyFigures(50.0, 50.0, 10).queue_peak())
+
+
+def test_intake_steps_are_timed_per_input_in_order() -> None:
+    from bench.intake import cpu_ms_each
+
+    ms, out = cpu_ms_each(lambda x: x * 2, [1, 2, 3])
+    assert out == [2, 4, 6] and ms >= 0
+    assert cpu_ms_each(str, [])[1] == []
