@@ -18,7 +18,11 @@ Figures (all on this machine, with whatever else runs on it):
 - pool_articles_per_s: the extractor pool (worker processes, one per core) over the same
   texts as the extractor; pipeline_vs_full_parse: pipeline articles/s over the full parse's,
   both medians of this invocation;
-- latency_ms_p99_at_capacity80: p99 at 80 % of the measured pipeline capacity;
+- latency_ms_p99_at_capacity80: p99 at 80 % of capacity_paced_per_s, the rate the stack
+  kept up with when offered one article per request at the batch capacity
+  (capacity80_basis; on a fresh stack unless --capacity-same-stack or --quick:
+  capacity80_fresh_stack); cpu_ms_per_article_* (the bench's own process too),
+  queue_peak_at_*, drain_s_at_*, kept_up_per_s_at_* and latency_hops_* per run;
 - scaling_articles_per_s: pipeline throughput with 1, 2, 4 extractor processes (each a fresh
   stack).
 
