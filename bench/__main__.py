@@ -18,7 +18,11 @@ Figures (all on this machine, with whatever else runs on it):
 - pool_articles_per_s: the extractor pool (worker processes, one per core) over the same
   texts as the extractor; pipeline_vs_full_parse: pipeline articles/s over the full parse's,
   both medians of this invocation;
-- latency_ms_p99_at_capacity80: p99 at 80 % of the measured pipeline capacity;
+- latency_ms_p99_at_capacity80: p99 at 80 % of capacity_paced_per_s, the rate the stack
+  kept up with when offered one article per request at the batch capacity
+  (capacity80_basis; on a fresh stack unless --capacity-same-stack or --quick:
+  capacity80_fresh_stack); cpu_ms_per_article_* (the bench's own process too),
+  queue_peak_at_*, drain_s_at_*, kept_up_per_s_at_* and latency_hops_* per run;
 - scaling_articles_per_s: pipeline throughput with 1, 2, 4 extractor processes (each a fresh
   stack).
 
@@ -39,6 +43,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 from rich.console import Console
 from rich.table import Table
@@ -110,7 +115,15 @@ def latency_figures(lat: Any, tag: str) -> tuple[dict[str, Any], list[float], li
              # the extractor's handling of one poll (its share of the extractor hop)
              **{f"extractor_batch_ms_p{q}_at_{tag}":
                 rounded(bucket_quantile(lat.extractor_batch_seconds, q) * 1000)
-                for q in (50, 99)}}, ms, ms_http)
+                for q in (50, 99)},
+             # each hop's share of the trip, and where the queue stood while it was offered
+             **{f"latency_hops_ms_p{q}_at_{tag}": {
+                 hop.split(":")[0]: rounded(percentile([x * 1000 for x in v], q))
+                 for hop, v in lat.hops.items()} for q in (50, 99)},
+             f"queue_peak_at_{tag}": dict(zip(("extractor", "aggregator"),
+                                              map(rounded, lat.queue_peak()), strict=True)),
+             f"drain_s_at_{tag}": rounded(lat.drain_seconds, 2),
+             f"kept_up_per_s_at_{tag}": rounded(lat.kept_up_per_s)}, ms, ms_http)
 
 
 def run_pipeline(args: argparse.Namespace, warmup: list[Article],
@@ -118,10 +131,12 @@ def run_pipeline(args: argparse.Namespace, warmup: list[Article],
                  capacity_pool: list[Article], console: Console) -> dict[str, Any]:
     """Start the stack (outside any event loop: the broker's start-up runs its own), then
     measure inside one: latency at the fixed rate, throughput `len(throughput_runs)` times
-    (fresh articles each time: the ingestor drops repeats), latency at 80 % of the measured
-    capacity."""
+    (fresh articles each time: the ingestor drops repeats); then, on a fresh stack unless
+    --capacity-same-stack, the paced capacity and the latency at 80 % of it
+    (`capacity_runs`)."""
     run_dir = Path(args.run_dir or tempfile.mkdtemp(prefix="radar-bench-"))
     console.print(f"starting broker and services (logs in {run_dir}/logs)")
+    fresh = not args.capacity_same_stack
     with Bench(run_dir) as bench:
         async def measure_all() -> dict[str, Any]:
             try:
@@ -136,27 +151,76 @@ def run_pipeline(args: argparse.Namespace, warmup: list[Article],
                     console.print(f"throughput {n}/{len(throughput_runs)}: {len(articles)} "
                                   "articles, as fast as the ingestor takes them")
                     throughputs.append(await bench.throughput(articles))
-                capacity = spread([t.articles_per_s for t in throughputs])[0]
-                at_capacity, capacity_error = None, None
-                if args.capacity_seconds > 0 and capacity == capacity:
-                    rate = args.capacity_share * capacity
-                    count = min(len(capacity_pool), int(rate * args.capacity_seconds))
-                    console.print(f"latency at {args.capacity_share:.0%} of capacity: {count} "
-                                  f"articles at {rate:.1f}/s")
-                    try:
-                        at_capacity = await bench.latency(capacity_pool[:count], rate)
-                    except (httpx.HTTPError, TimeoutError, RuntimeError) as exc:
-                        # A stack that falls over at this load is a result, not a reason to
-                        # throw away the figures measured before it.
-                        capacity_error = f"{type(exc).__name__}: {exc}"[:300]
-                        console.print(f"[red]latency at capacity failed:[/red] {capacity_error}")
-                return {"latency": latency, "throughputs": throughputs,
-                        "at_capacity": at_capacity, "capacity_error": capacity_error,
-                        "rss": bench.peak_rss_mb()}
+                out = {"latency": latency, "throughputs": throughputs}
+                if not fresh:
+                    out |= await capacity_runs(args, bench, throughputs, capacity_pool,
+                                               console)
+                return out | {"rss": bench.peak_rss_mb()}
             finally:
                 await bench.close()
 
-        return asyncio.run(measure_all())
+        out = asyncio.run(measure_all())
+    if fresh and args.capacity_seconds > 0 and out["throughputs"]:
+        console.print("a fresh stack for the capacity runs (every earlier phase's records "
+                      "would make each fetch dearer on the embedded broker)")
+        with Bench(run_dir / "capacity") as bench:
+            async def capacity_only() -> dict[str, Any]:
+                try:
+                    await bench.warm_up(warmup)
+                    return (await capacity_runs(args, bench, out["throughputs"],
+                                                capacity_pool, console)
+                            ) | {"rss": bench.peak_rss_mb()}
+                finally:
+                    await bench.close()
+
+            more = asyncio.run(capacity_only())
+        rss = {name: max(mb, more["rss"].get(name, mb)) for name, mb in out["rss"].items()}
+        out |= more | {"rss": rss}
+    return out
+
+
+#: What a stack that falls over at a load raises in the benchmark.
+FAILED = (httpx.HTTPError, aiohttp.ClientError, TimeoutError, RuntimeError)
+
+
+async def capacity_runs(args: argparse.Namespace, bench: Bench, throughputs: list[Any],
+                        pool: list[Article], console: Console) -> dict[str, Any]:
+    """The capacity under paced arrivals, then the latency at --capacity-share of it.
+
+    The throughput runs post 100 articles to a request and the stack drains them in big
+    batches; the latency runs offer one article per request, which costs the stack (and
+    this benchmark) about twice the CPU per article. So the capacity the 80 % run is based
+    on is measured the way that run offers load: --capacity-probe-seconds of one article per
+    request at the batch capacity, and the rate at which the extractor consumed them over
+    the second half of that window (`kept_up`: the offered rate when the stack keeps up, the
+    paced capacity when it does not), capped at the batch capacity."""
+    batch = spread([t.articles_per_s for t in throughputs])[0]
+    out: dict[str, Any] = {"at_capacity": None, "capacity_error": None, "probe": None,
+                           "capacity_batch_per_s": batch, "capacity_per_s": batch}
+    if args.capacity_seconds <= 0 or batch != batch:
+        return out
+    at = 0
+    try:
+        if args.capacity_probe_seconds > 0:
+            count = min(len(pool), int(batch * args.capacity_probe_seconds))
+            console.print(f"paced capacity: {count} articles at {batch:.1f}/s, one per "
+                          "request")
+            probe = await bench.latency(pool[:count], batch)
+            at = count
+            out["probe"] = probe
+            if probe.kept_up_per_s == probe.kept_up_per_s:
+                out["capacity_per_s"] = min(batch, probe.kept_up_per_s)
+        rate = args.capacity_share * out["capacity_per_s"]
+        count = min(len(pool) - at, int(rate * args.capacity_seconds))
+        console.print(f"latency at {args.capacity_share:.0%} of capacity: {count} articles at "
+                      f"{rate:.1f}/s")
+        out["at_capacity"] = await bench.latency(pool[at:at + count], rate)
+    except FAILED as exc:
+        # A stack that falls over at this load is a result, not a reason to throw away the
+        # figures measured before it.
+        out["capacity_error"] = f"{type(exc).__name__}: {exc}"[:300]
+        console.print(f"[red]latency at capacity failed:[/red] {out['capacity_error']}")
+    return out
 
 
 def run_scaling(args: argparse.Namespace, warmup: list[Article], articles: list[Article],
@@ -203,6 +267,13 @@ def main(argv: list[str] | None = None) -> int:
                         "is not)")
     parser.add_argument("--capacity-seconds", type=float, default=20.0,
                         help="length of that run (0: skip it)")
+    parser.add_argument("--capacity-probe-seconds", type=float, default=15.0,
+                        help="length of the paced run at the batch capacity that measures "
+                        "the capacity under one article per request (0: base the 80 %% run "
+                        "on the batch capacity, as before)")
+    parser.add_argument("--capacity-same-stack", action="store_true",
+                        help="run the capacity runs on the stack of the earlier phases "
+                        "(default: a fresh one, whose broker holds none of their records)")
     parser.add_argument("--scaling", type=lambda s: [int(x) for x in s.split(",") if x],
                         default=[1, 2, 4],
                         help="extractor process counts to measure throughput with (a fresh "
@@ -224,13 +295,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.articles, args.repeats, args.latency_seconds = 600, 1, 10.0
         args.capacity_seconds, args.scaling, args.extractor_articles = 6.0, [], 150
+        # one stack for everything: a second start would cost about 15 s, and the quick
+        # run's broker holds a few hundred records per partition, not thousands
+        args.capacity_probe_seconds, args.capacity_same_stack = 4.0, True
     if args.only == "latency":
         args.repeats, args.capacity_seconds, args.scaling = 0, 0.0, []
     console = Console(stderr=False)
     model = load(ExtractorSettings).model
 
     latency_count = int(args.latency_seconds * args.rate)
-    capacity_count = int(args.capacity_seconds * 120) if args.capacity_seconds > 0 else 0
+    # enough for the probe at the batch capacity and the 80 % run (up to 300/s)
+    capacity_count = int((args.capacity_seconds + args.capacity_probe_seconds) * 300) \
+        if args.capacity_seconds > 0 else 0
     mix, origin = news_mix(latency_count + args.articles * args.repeats + capacity_count,
                            args.seed)
     latency_articles = latency_stream(mix[:latency_count], latency_count,
@@ -293,12 +369,14 @@ def main(argv: list[str] | None = None) -> int:
         lat_figures, ms, ms_http = latency_figures(lat, tag)
         if thrs:
             figures |= {**spread_figures("pipeline_articles_per_s", per_s),
-                        "pipeline_articles": thrs[-1].published}
+                        "pipeline_articles": thrs[-1].published,
+                        # CPU ms per article per process, 100 articles to a request and
+                        # drained in big batches (the last throughput run)
+                        "cpu_ms_per_article_throughput": {
+                            name: rounded(seconds * 1000 / max(thrs[-1].published, 1), 2)
+                            for name, seconds in sorted(thrs[-1].cpu_seconds.items())}}
         figures |= {**lat_figures,
                     "latency_articles_per_request": args.latency_batch,
-                    **{f"latency_hops_ms_p{q}_at_{tag}": {
-                        hop.split(":")[0]: rounded(percentile([x * 1000 for x in v], q))
-                        for hop, v in lat.hops.items()} for q in (50, 99)},
                     **{f"rss_mb_{name}": rounded(mb) for name, mb in sorted(rss.items())}}
         if full_parse and per_s:
             figures |= spread_figures(
@@ -334,16 +412,46 @@ def main(argv: list[str] | None = None) -> int:
                        for name, seconds in sorted(lat.cpu_seconds.items())}
         table.add_row("  CPU ms per article", f"{sum(per_article.values()):,.2f}",
                       ", ".join(f"{name} {ms:.2f}" for name, ms in per_article.items()))
+        table.add_row("  queue peak / drain", f"{lat.queue_peak()[0]:,.0f} / "
+                      f"{lat.queue_peak()[1]:,.0f}", "in front of the extractor / aggregator; "
+                      f"{lat.drain_seconds:.1f} s to drain after the last send")
+        if thrs:
+            thr_cpu = {name: seconds * 1000 / max(thrs[-1].published, 1)
+                       for name, seconds in sorted(thrs[-1].cpu_seconds.items())}
+            table.add_row("CPU ms per article, throughput", f"{sum(thr_cpu.values()):,.2f}",
+                          ", ".join(f"{name} {ms:.2f}" for name, ms in thr_cpu.items()))
         table.add_row("latency samples", str(len(ms)),
                       f"{lat.sent} sent, {args.latency_batch} per request, achieved "
                       f"{lat.achieved_per_s:.1f}/s")
-        if out["at_capacity"] is not None:
+        if out.get("probe") is not None:
+            probe = out["probe"]
+            figures |= {"capacity_probe_offered_per_s": rounded(probe.offered_per_s),
+                        "capacity_probe_queue_peak": dict(zip(
+                            ("extractor", "aggregator"), map(rounded, probe.queue_peak()),
+                            strict=True)),
+                        "cpu_ms_per_article_at_capacity_probe": {
+                            name: rounded(sec * 1000 / max(probe.sent, 1), 2)
+                            for name, sec in sorted(probe.cpu_seconds.items())}}
+            table.add_row("paced capacity", f"{out['capacity_per_s']:,.1f}/s",
+                          f"kept up with at {probe.offered_per_s:.1f}/s offered one per "
+                          f"request (the batch capacity); queue peak "
+                          f"{probe.queue_peak()[0]:,.0f}")
+        if "capacity_per_s" in out:
+            figures |= {"capacity_paced_per_s": rounded(out["capacity_per_s"]),
+                        "capacity80_basis": "paced" if out.get("probe") else "batch",
+                        "capacity80_fresh_stack": not args.capacity_same_stack}
+        if out.get("at_capacity") is not None:
             cap = out["at_capacity"]
             cap_figures, cap_ms, _ = latency_figures(cap, "capacity80")
             figures |= cap_figures | {"capacity80_offered_per_s": rounded(cap.offered_per_s)}
             table.add_row(f"latency p50/p99 at {args.capacity_share:.0%} capacity",
                           f"{percentile(cap_ms, 50):,.0f} / {percentile(cap_ms, 99):,.0f} ms",
                           f"{len(cap_ms)} samples at {cap.offered_per_s:.1f}/s offered")
+            table.add_row("  kept up with / queue peak / drain",
+                          f"{cap.kept_up_per_s:,.1f}/s", "articles consumed per second; peak "
+                          "queue in front of the extractor / aggregator "
+                          f"{cap.queue_peak()[0]:,.0f} / {cap.queue_peak()[1]:,.0f}; "
+                          f"{cap.drain_seconds:.1f} s to drain after the last send")
         elif out.get("capacity_error"):
             figures["capacity80_error"] = out["capacity_error"]
             table.add_row(f"latency at {args.capacity_share:.0%} capacity", "failed",

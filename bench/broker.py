@@ -5,6 +5,8 @@ on a fresh broker of its own (about 30 s):
   fetch that finds nothing only when its wait runs out);
 - what one record per batch (the embedded producer profile) costs per record against
   batching: client and broker CPU, records/s of one producer;
+- an offset commit: client and broker CPU (a consumer committing after every poll pays it
+  per poll);
 - the end offset ListOffsets reports after a burst written in batches, beside the fetch
   response's high watermark (why the workaround exists).
 """
@@ -105,6 +107,27 @@ async def end_offset_after_burst(bootstrap: str, topic: str, records: int = 40
         await consumer.stop()
 
 
+async def commit_cost(bootstrap: str, topic: str, broker_pid: int, commits: int
+                      ) -> tuple[float, float]:
+    """Client and broker CPU ms per offset commit of a group consumer: what a consumer that
+    commits after every poll pays per poll (one article per poll under paced arrivals)."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id="commit-cost",
+                                enable_auto_commit=False, session_timeout_ms=6000,
+                                heartbeat_interval_ms=1000, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        while not consumer.assignment():
+            await consumer.getmany(timeout_ms=200)
+        parts = sorted(consumer.assignment())
+        client, broker = time.process_time(), cpu_seconds(broker_pid)
+        for i in range(commits):
+            await consumer.commit({parts[i % len(parts)]: 1 + i // len(parts)})
+        return ((time.process_time() - client) * 1000 / commits,
+                (cpu_seconds(broker_pid) - broker) * 1000 / commits)
+    finally:
+        await consumer.stop()
+
+
 async def measure(bootstrap: str, broker_pid: int, waits: list[int], records: int) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
@@ -122,6 +145,9 @@ async def measure(bootstrap: str, broker_pid: int, waits: list[int], records: in
                                                   records)
         print(f"max_batch_size {size:5d}: {per_s:9,.0f} records/s; CPU per record: client "
               f"{client:.3f} ms, broker {broker:.3f} ms", flush=True)
+    client, broker = await commit_cost(bootstrap, "cost-0", broker_pid, 2000)
+    print(f"offset commit (2,000, one group consumer): CPU per commit: client {client:.3f} ms, "
+          f"broker {broker:.3f} ms", flush=True)
     end, highwater = await end_offset_after_burst(bootstrap, "burst")
     print(f"40 records written in batches: ListOffsets end offset {end}, fetch high "
           f"watermark {highwater}")

@@ -135,6 +135,7 @@ def measure(option: str, articles: int, work: Path, s3rver_dir: Path | None,
         stack = _stack(option, run_dir, broker_port, ports, s3)
         bench = Bench(run_dir, stack)
         bench.http = httpx.AsyncClient(timeout=600)  # a POST of 100 articles on s3 is slow
+        bench.post_timeout_s = 600.0
         if option == "s3":
             stack.broker.start(timeout=60)
         with bench:

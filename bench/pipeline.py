@@ -15,10 +15,12 @@ article's `fetched_at` (the ingestor's intake time, read from news.articles.v1).
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import httpx
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
@@ -34,6 +36,8 @@ from shared.settings import KafkaSettings, TopicSettings, auth
 
 POLL_S = 0.1
 CHUNK = 100
+#: How often the latency run samples the queues (two /metrics scrapes each).
+QUEUE_SAMPLE_S = 0.5
 
 
 @dataclass
@@ -57,6 +61,9 @@ class ThroughputFigures:
     seconds: float
     ingest_seconds: float
     partnership_events: int
+    #: CPU seconds per process during the run (as LatencyFigures.cpu_seconds): what an
+    #: article costs when it arrives 100 to a request and is drained in big batches.
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def articles_per_s(self) -> float:
@@ -92,6 +99,21 @@ class LatencyFigures:
     #: fetch, the wait for a free worker or the publishing) over the run: cumulative
     #: histogram buckets {upper bound in s: count}, from its /metrics.
     extractor_batch_seconds: dict[float, float] = field(default_factory=dict)
+    #: Where the queue is while the articles are offered: (seconds since the first send,
+    #: articles sent but not yet consumed by the extractor, partnership events produced but
+    #: not yet consumed by the aggregator), sampled every QUEUE_SAMPLE_S.
+    queue: list[tuple[float, float, float]] = field(default_factory=list)
+    #: Seconds from the last send to the moment everything was through (what the queue
+    #: left at the end of the offered load took to drain).
+    drain_seconds: float = math.nan
+    #: Articles the extractor consumed per second over the offered window's second half:
+    #: the rate the stack kept up with (equal to the offered rate when it kept up).
+    kept_up_per_s: float = math.nan
+
+    def queue_peak(self) -> tuple[float, float]:
+        """The largest queue in front of the extractor and of the aggregator."""
+        return (max((q[1] for q in self.queue), default=math.nan),
+                max((q[2] for q in self.queue), default=math.nan))
 
 
 class Bench:
@@ -105,7 +127,14 @@ class Bench:
             ports={name: free_port() for name in SERVICES},
             extra_env={"RADAR_PROFILE": "embedded", "RADAR_LOG_LEVEL": "WARNING"}
             | (env or {}))
+        #: The probes (/metrics, /health): a few requests a second.
         self.http = httpx.AsyncClient(timeout=60)
+        #: The load itself: aiohttp's client costs 0.15 ms of CPU per POST here against
+        #: httpx's 1.75 ms (1,500 POSTs of 3 kB to a local aiohttp server), and the
+        #: benchmark shares the two cores with the stack it measures. Made in the event loop
+        #: on the first POST.
+        self.post_timeout_s = 60.0
+        self._session: aiohttp.ClientSession | None = None
 
     def __enter__(self) -> Bench:
         self.stack.__enter__()
@@ -143,11 +172,15 @@ class Bench:
     async def post(self, articles: list[Article]) -> int:
         """POST articles as JSON Lines; how many the ingestor published."""
         body = "\n".join(a.to_json() for a in articles).encode()
-        response = await self.http.post(self.url("ingestor", "/articles"), content=body,
-                                        headers=bearer_headers(auth().ingestor_token))
-        if response.status_code not in (202, 400):
-            raise RuntimeError(f"ingestor answered {response.status_code}: {response.text}")
-        answer = response.json()
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                headers=bearer_headers(auth().ingestor_token),
+                timeout=aiohttp.ClientTimeout(total=self.post_timeout_s))
+        async with self._session.post(self.url("ingestor", "/articles"), data=body) as response:
+            if response.status not in (202, 400):
+                raise RuntimeError(f"ingestor answered {response.status}: "
+                                   f"{await response.text()}")
+            answer = await response.json()
         return int(answer.get("published", answer.get("accepted", 0)))
 
     async def warm_up(self, articles: list[Article]) -> None:
@@ -158,15 +191,18 @@ class Bench:
     async def throughput(self, articles: list[Article], timeout: float = 600
                          ) -> ThroughputFigures:
         base = await self.progress()
+        cpu_before = self.cpu_seconds()
         started = time.monotonic()
         published = 0
         for i in range(0, len(articles), CHUNK):
             published += await self.post(articles[i:i + CHUNK])
         ingested = time.monotonic()
         finished = await self.drained(base, published, timeout)
+        cpu_after = self.cpu_seconds()
         events = (await self.progress()).minus(base).extractor_produced
         return ThroughputFigures(len(articles), published, finished - started,
-                                 ingested - started, int(events))
+                                 ingested - started, int(events),
+                                 cpu_seconds=cpu_delta(cpu_before, cpu_after))
 
     async def latency(self, articles: list[Article], per_second: float, batch: int = 1,
                       settle_s: float = 2.0) -> LatencyFigures:
@@ -214,20 +250,39 @@ class Bench:
         collector = asyncio.create_task(collect())
         cpu_before = self.cpu_seconds()
         batches_before = await self.extractor_batches()
+        queue: list[tuple[float, float, float]] = []
+        progress: list[tuple[float, float]] = []  # (seconds, extractor consumed)
+        sent = 0
+        sending = True
+
+        async def watch(base: Progress, started: float) -> None:
+            while sending:
+                done = (await self.progress()).minus(base)
+                at = time.monotonic() - started
+                queue.append((round(at, 2), max(0.0, sent - done.extractor_consumed),
+                              max(0.0, done.extractor_produced - done.aggregator_consumed)))
+                progress.append((at, done.extractor_consumed))
+                await asyncio.sleep(QUEUE_SAMPLE_S)
+
         try:
             base = await self.progress()
             started = time.monotonic()
+            watcher = asyncio.create_task(watch(base, started))
             sends = []
             for i in range(0, len(articles), batch):
                 delay = started + i / per_second - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
                 sends.append(asyncio.create_task(send(articles[i:i + batch])))
+                sent += len(articles[i:i + batch])
             last_sent = time.monotonic()
+            sending = False
+            await watcher
             published = sum(await asyncio.gather(*sends))
-            await self.drained(base, published, timeout=300)
+            drained_at = await self.drained(base, published, timeout=300)
             await asyncio.sleep(settle_s)  # the last changes' trip to the plain consumer
         finally:
+            sending = False
             stop.set()
             await collector
             await consumer.stop()
@@ -235,11 +290,12 @@ class Bench:
         batches_after = await self.extractor_batches()
         figures = LatencyFigures(per_second, rate(len(articles) - batch, last_sent - started),
                                  len(articles), article_visible=visible,
-                                 cpu_seconds={name: cpu_after[name] - cpu_before.get(name, 0.0)
-                                              for name in cpu_after},
+                                 cpu_seconds=cpu_delta(cpu_before, cpu_after),
                                  extractor_batch_seconds={
                                      bound: count - batches_before.get(bound, 0.0)
-                                     for bound, count in batches_after.items()})
+                                     for bound, count in batches_after.items()},
+                                 queue=queue, drain_seconds=drained_at - last_sent,
+                                 kept_up_per_s=kept_up(progress))
         for article_id, change_at, arrived in arrivals.values():
             figures.seconds_from_request.append(arrived - requested[article_id])
             if article_id not in fetched:
@@ -276,9 +332,11 @@ class Bench:
                        service="extractor")
 
     def cpu_seconds(self) -> dict[str, float]:
-        """CPU seconds used so far by each service, the extractor's workers (summed) and the
-        broker."""
+        """CPU seconds used so far by each service, the extractor's workers (summed), the
+        broker and this benchmark's own process (the load it generates and its consumer
+        share the cores)."""
         out = {name: cpu_seconds(pid) for name, pid in self.pids().items()}
+        out["bench"] = time.process_time()
         if self.stack.broker is not None and self.stack.broker.process is not None:
             out["broker"] = cpu_seconds(self.stack.broker.process.pid)
         health = httpx.get(self.url("extractor", "/health"), timeout=5).json()
@@ -304,3 +362,19 @@ class Bench:
 
     async def close(self) -> None:
         await self.http.aclose()
+        if self._session is not None:
+            await self._session.close()
+
+
+def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {name: after[name] - before.get(name, 0.0) for name in after}
+
+
+def kept_up(progress: list[tuple[float, float]]) -> float:
+    """Articles consumed per second over the second half of (seconds, consumed) samples:
+    the rate the extractor kept up with while the load was offered (the first half is the
+    start-up of the queue)."""
+    if len(progress) < 4:
+        return math.nan
+    (t0, c0), (t1, c1) = progress[len(progress) // 2], progress[-1]
+    return rate(c1 - c0, t1 - t0)

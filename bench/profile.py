@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -110,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--articles", type=int, default=1500)
     parser.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
     parser.add_argument("--seed", type=int, default=1987)
+    parser.add_argument("--paced", type=float, default=0.0, metavar="RATE",
+                        help="offer the articles one per request at RATE a second (the "
+                        "latency runs' request path) instead of 100 per request as fast as "
+                        "the ingestor takes them")
     parser.add_argument("--run-dir", help="logs and raw stacks (default: a temp dir)")
     parser.add_argument("--stacks", nargs=2, metavar=("DIR", "SECONDS"),
                         help="only sort the raw stacks of an earlier run (its --run-dir and "
@@ -141,6 +146,10 @@ def main(argv: list[str] | None = None) -> int:
                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
                     for name, pid in bench.pids().items()})
                 await asyncio.sleep(1.0)  # py-spy attached
+                started = time.monotonic()
+                if args.paced > 0:
+                    await bench.latency(articles, args.paced, settle_s=0.0)
+                    return time.monotonic() - started
                 return (await bench.throughput(articles)).seconds
             finally:
                 await bench.close()

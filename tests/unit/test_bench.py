@@ -213,3 +213,27 @@ radar_batch_processing_seconds_bucket{le="+Inf",service="ingestor"} 5.0
     assert bucket_quantile(got, 50) == pytest.approx(0.3)  # half way into (0.1, 0.5]
     assert bucket_quantile(got, 99) == 0.5  # in the +Inf bucket: the last finite bound
     assert math.isnan(bucket_quantile({}, 50))
+
+
+def test_kept_up_is_the_consumption_rate_over_the_second_half() -> None:
+    from bench.pipeline import kept_up
+
+    # 100/s offered; the extractor consumed 100/s for 2 s, then only 60/s: it kept up with 60
+    samples = [(t / 2, min(t / 2, 2.0) * 100 + max(0.0, t / 2 - 2.0) * 60) for t in range(13)]
+    assert kept_up(samples) == pytest.approx(60.0)
+    assert math.isnan(kept_up(samples[:3]))  # too short a run to say
+
+
+def test_queue_peak_per_hop() -> None:
+    lat = LatencyFigures(50.0, 50.0, 10, queue=[(0.5, 3.0, 0.0), (1.0, 12.0, 2.0),
+                                                (1.5, 1.0, 5.0)])
+    assert lat.queue_peak() == (12.0, 5.0)
+    assert all(math.isnan(x) for x in LatencyFigures(50.0, 50.0, 10).queue_peak())
+
+
+def test_intake_steps_are_timed_per_input_in_order() -> None:
+    from bench.intake import cpu_ms_each
+
+    ms, out = cpu_ms_each(lambda x: x * 2, [1, 2, 3])
+    assert out == [2, 4, 6] and ms >= 0
+    assert cpu_ms_each(str, [])[1] == []
