@@ -120,6 +120,9 @@ class PartnershipModel:
     article_bias: float = 0.0
     #: The party-set model; None: a set scores as its best sentence (a v1 artefact).
     set_model: SetModel | None = None
+    #: The calibrated probability every set but the article's most probable one must reach
+    #: too (chosen by cross-validation); None: the threshold alone.
+    other_threshold: float | None = None
 
     def _rows(self, feature_sets: Sequence[Iterable[str]]) -> list[np.ndarray]:
         vocab = self.vocabulary
@@ -203,6 +206,8 @@ class PartnershipModel:
             "version": self.version,
             "meta": self.meta,
             "threshold": round(self.threshold, 6),
+            "other_threshold": (None if self.other_threshold is None
+                                else round(self.other_threshold, 6)),
             "detect": {"bias": round(float(self.detect_bias), 6),
                        "calibration": {"x": [round(float(v), 6) for v in self.calibration_x],
                                        "y": [round(float(v), 6) for v in self.calibration_y]}},
@@ -253,6 +258,7 @@ class PartnershipModel:
                    stage_weights=rows[:, first_stage:].copy(),
                    stage_bias=np.array(data["stage"]["bias"]),
                    threshold=data["threshold"], meta=data.get("meta", {}),
+                   other_threshold=data.get("other_threshold"),
                    stage_prefixes=tuple(data["stage"].get("feature_prefixes", ())),
                    article_weights=rows[:, 1].copy() if has_article else None,
                    article_bias=float(data.get("article", {}).get("bias", 0.0)),

@@ -8,7 +8,12 @@ import json
 import numpy as np
 import pytest
 
-from services.extractor.components.partnerships import PooledCandidate, decide
+from services.extractor.components.partnerships import (
+    Partnership,
+    PooledCandidate,
+    decide,
+    select,
+)
 from services.extractor.model import SET_FEATURES, PartnershipModel, SetModel, set_features
 
 
@@ -120,3 +125,28 @@ def test_a_v1_artefact_still_loads_and_scores_by_the_best_sentence():
     assert old.set_model is None and old.article_weights is None
     assert list(old.set_scores(SETS)[0]) == [2.0, 0.0, -1.0]
     assert old.stage_classes == ("agreed", "talks")
+
+
+def test_sets_after_the_articles_most_probable_must_reach_the_other_threshold(tmp_path):
+    pooled = [PooledCandidate(parties, [], list(instances)) for parties, instances in SETS]
+    m = model(only("best", 1.0))  # calibrated: A-B 0.7, A-B-C 0.5, C-D 0.4
+    assert [f.parties for f in decide(pooled, m, 0.35)] == [("A", "B"), ("A", "B", "C"),
+                                                             ("C", "D")]
+    m.other_threshold = 0.45  # the most probable set needs the threshold, the others this
+    assert [f.parties for f in decide(pooled, m, 0.35)] == [("A", "B"), ("A", "B", "C")]
+    m.other_threshold = 1.01  # one event per article
+    assert [f.parties for f in decide(pooled, m, 0.35)] == [("A", "B")]
+    assert decide(pooled, m, 0.75) == []  # the first set still needs the threshold
+    path = tmp_path / "m.json.gz"
+    m.save(path)
+    assert PartnershipModel.load(path).other_threshold == 1.01
+    legacy = m.to_json()
+    del legacy["other_threshold"]  # an artefact from before the second threshold
+    assert PartnershipModel.from_json(legacy).other_threshold is None
+
+
+def test_ties_in_probability_go_to_the_higher_raw_score():
+    found = [Partnership(("A", "B"), "agreed", 0.6, 1.0, [], score=0.1),
+             Partnership(("C", "D"), "agreed", 0.6, 1.0, [], score=0.4)]
+    assert [f.parties for f in select(found, 0.5, 0.9)] == [("C", "D")]
+    assert [f.parties for f in select(found, 0.5)] == [("A", "B"), ("C", "D")]
