@@ -18,10 +18,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
-from services.extractor.components.candidates import Candidate, bucket
+from services.extractor.components.candidates import Candidate, bucket, same_company
 from services.extractor.components.extensions import ArticleContext, context
 from services.extractor.cues import CueTable
 from services.extractor.model import PartnershipModel
@@ -37,6 +38,9 @@ class PooledCandidate:
     #: and that sentence.
     instances: list[frozenset[str]] = field(default_factory=list)
     instance_sentences: list[Span] = field(default_factory=list)
+    #: How the whole article names the parties (`party_profile`): what the party-set model
+    #: reads beside the sentence scores.
+    profile: tuple[float, ...] = ()
 
     @property
     def features(self) -> frozenset[str]:
@@ -53,6 +57,25 @@ class Partnership:
     sentences: list[Span]
     #: The party-set model's raw score: orders sets the calibration puts on one step.
     score: float = 0.0
+
+
+def party_profile(parties: Sequence[str], named: Sequence[tuple[int, str]]
+                  ) -> tuple[float, ...]:
+    """How the whole article names a party set, from the companies found without parsing
+    (`ArticleContext.named`, in text order), as `model.PROFILE_FEATURES`: the fewest and
+    the mean mentions of a party, the share of parties never named so, the latest rank at
+    which a party is first named among the article's companies, and how many companies the
+    article names. A party the story keeps returning to is more likely a partner than one
+    named once in passing."""
+    order = list(dict.fromkeys(name for _, name in named))
+    counts, ranks = [], []
+    for party in parties:
+        mine = [name for _, name in named if name == party or same_company(name, party)]
+        counts.append(len(mine))
+        ranks.append(min((order.index(n) for n in mine), default=len(order)))
+    return (float(np.log1p(min(counts))), float(np.log1p(np.mean(counts))),
+            sum(1 for c in counts if c == 0) / len(parties), float(np.log1p(max(ranks))),
+            float(np.log1p(len(order))))
 
 
 def pool(candidates: Sequence[Candidate], ctx: ArticleContext, cues: CueTable
@@ -78,7 +101,8 @@ def pool(candidates: Sequence[Candidate], ctx: ArticleContext, cues: CueTable
             article.add("in_group")
         out.append(PooledCandidate(parties, sorted(sentences, key=lambda s: s.start),
                                    [frozenset(c.features | article) for c in cands],
-                                   [c.sentence for c in cands]))
+                                   [c.sentence for c in cands],
+                                   party_profile(parties, ctx.named)))
     return out
 
 
@@ -95,7 +119,7 @@ def score_sets(pooled: Sequence[PooledCandidate], model: PartnershipModel
     """Every candidate party set with its calibrated probability and stage."""
     if not pooled:
         return []
-    raw, stating = model.set_scores([(p.parties, p.instances) for p in pooled])
+    raw, stating = model.set_scores([(p.parties, p.instances, p.profile) for p in pooled])
     probabilities = model.calibrate(raw)
     # The stage is what the sentence stating the partnership says.
     stage_probs = model.stages(stating)

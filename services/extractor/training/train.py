@@ -43,7 +43,7 @@ from threadpoolctl import threadpool_limits
 
 from services.extractor.components.partnerships import Partnership, select
 from services.extractor.evaluation import Event, Scores, score
-from services.extractor.model import PartnershipModel, SetModel, default_model_path
+from services.extractor.model import PartnershipModel, PartySet, SetModel, default_model_path
 from services.extractor.training.corpus import CORPUS, Labelled, load, training_part
 from services.extractor.training.dataset import STATES, Example, examples
 
@@ -220,8 +220,8 @@ def isotonic_calibration(scores: np.ndarray, labels: np.ndarray
     return np.asarray(iso.X_thresholds_), np.asarray(iso.y_thresholds_)
 
 
-def sets_of(exs: Sequence[Example]) -> list[tuple[tuple[str, ...], tuple[frozenset[str], ...]]]:
-    return [(e.parties, e.instances) for e in exs]
+def sets_of(exs: Sequence[Example]) -> list[PartySet]:
+    return [(e.parties, e.instances, e.profile) for e in exs]
 
 
 def folds(data: Data, articles: np.ndarray, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
