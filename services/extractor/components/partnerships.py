@@ -15,6 +15,7 @@ Writes `doc._.partnerships`: a list of `Partnership`, most probable first.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -59,20 +60,26 @@ class Partnership:
     score: float = 0.0
 
 
-def party_profile(parties: Sequence[str], named: Sequence[tuple[int, str]]
-                  ) -> tuple[float, ...]:
+def party_profile(parties: Sequence[str], named: Sequence[tuple[int, str]],
+                  seen: dict[str, tuple[int, int]] | None = None) -> tuple[float, ...]:
     """How the whole article names a party set, from the companies found without parsing
     (`ArticleContext.named`, in text order), as `model.PROFILE_FEATURES`: the fewest and
     the mean mentions of a party, the share of parties never named so, the latest rank at
     which a party is first named among the article's companies, and how many companies the
     article names. A party the story keeps returning to is more likely a partner than one
-    named once in passing."""
-    order = list(dict.fromkeys(name for _, name in named))
+    named once in passing. `seen`: party -> (mentions, first rank), shared by one article's
+    sets so that each party is looked up once."""
+    times = Counter(name for _, name in named)
+    order = list(times)  # distinct names, in the order first named
+    seen = {} if seen is None else seen
     counts, ranks = [], []
     for party in parties:
-        mine = [name for _, name in named if name == party or same_company(name, party)]
-        counts.append(len(mine))
-        ranks.append(min((order.index(n) for n in mine), default=len(order)))
+        if party not in seen:
+            mine = [k for k, name in enumerate(order)
+                    if name == party or same_company(name, party)]
+            seen[party] = (sum(times[order[k]] for k in mine), min(mine, default=len(order)))
+        counts.append(seen[party][0])
+        ranks.append(seen[party][1])
     return (float(np.log1p(min(counts))), float(np.log1p(np.mean(counts))),
             sum(1 for c in counts if c == 0) / len(parties), float(np.log1p(max(ranks))),
             float(np.log1p(len(order))))
@@ -88,6 +95,7 @@ def pool(candidates: Sequence[Candidate], ctx: ArticleContext, cues: CueTable
     title = ctx.title.upper()
     headline = {f"h:{c}" for c in cues.fired(ctx.title)} if ctx.title else set()
     groups = [set(p) for p in grouped if len(p) > 2]
+    seen: dict[str, tuple[int, int]] = {}
     out = []
     for parties, cands in grouped.items():
         sentences: list[Span] = []
@@ -102,7 +110,7 @@ def pool(candidates: Sequence[Candidate], ctx: ArticleContext, cues: CueTable
         out.append(PooledCandidate(parties, sorted(sentences, key=lambda s: s.start),
                                    [frozenset(c.features | article) for c in cands],
                                    [c.sentence for c in cands],
-                                   party_profile(parties, ctx.named)))
+                                   party_profile(parties, ctx.named, seen)))
     return out
 
 
