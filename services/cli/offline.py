@@ -83,15 +83,13 @@ def evaluate_with_calibration(extractor: Extractor, gold: dict[str, list[Event]]
     """Scores of the events the extractor emits (at its threshold), and the calibration of
     its probabilities over every candidate party set it scored: outcome 1 when the set is a
     gold event of the article."""
-    from services.extractor.components.partnerships import select
-
     predicted: dict[str, list[Event]] = {}
     probs: list[float] = []
     outcomes: list[bool] = []
     for start in range(0, len(articles), batch_size):
         batch = articles[start:start + batch_size]
         for article, found in zip(batch, extractor.scored(batch), strict=True):
-            kept = select(found, extractor.threshold)
+            kept = extractor.decider.select(found) if extractor.decider else []
             predicted[article.article_id] = [Event(list(f.parties), f.stage) for f in kept]
             for f in found:
                 probs.append(f.probability)

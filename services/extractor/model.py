@@ -32,6 +32,10 @@ FORMAT = "alliance-radar.partnership-model.v2"
 #: sentence).
 FORMAT_V1 = "alliance-radar.partnership-model.v1"
 
+#: How the whole article names a party set (`partnerships.party_profile`), last in
+#: `SET_FEATURES`.
+PROFILE_FEATURES = ("min_party_mentions", "mean_party_mentions", "parties_never_named",
+                    "latest_first_named", "log_companies")
 #: What the party-set model reads of one candidate party set, in this order (the artefact
 #: names them; a model trained on another list is refused). Scores are the sentence model's
 #: raw scores; "rank" is among the article's sets by best sentence score.
@@ -43,25 +47,33 @@ SET_FEATURES = (
     "one_party_in_title", "two_parties_in_title", "three_parties", "four_or_more_parties",
     "in_lead", "only_referred", "log_sets_in_article", "protagonist", "share_in_lead",
     "article", "article_if_first",
+    *PROFILE_FEATURES,
 )
 #: Stands in for the second-best sentence score of a set proposed by one sentence.
 _NO_SECOND = 2.0
 
 
-def set_features(sets: Sequence[tuple[Sequence[str], Sequence[frozenset[str]]]],
-                 raw: Sequence[np.ndarray], article: float) -> np.ndarray:
-    """`SET_FEATURES` of each of an article's candidate sets, given as (parties, one feature
-    set per candidate sentence), from the sentence model's raw scores of those sentences
-    and the article model's score. Shared by training and inference."""
+#: A candidate party set as the models read it: (parties, one feature set per candidate
+#: sentence[, its `PROFILE_FEATURES`]); without a profile the profile reads as zeros.
+PartySet = tuple
+
+
+def set_features(sets: Sequence[PartySet], raw: Sequence[np.ndarray], article: float
+                 ) -> np.ndarray:
+    """`SET_FEATURES` of each of an article's candidate sets (`PartySet`), from the sentence
+    model's raw scores of those sentences and the article model's score. Shared by
+    training and inference."""
     if not sets:
         return np.zeros((0, len(SET_FEATURES)))
     best = np.array([r.max() for r in raw])
     top = best.max()
     rank = np.empty(len(best), dtype=np.int64)
     rank[np.argsort(-best, kind="stable")] = np.arange(len(best))
-    members = [frozenset(parties) for parties, _ in sets]
+    members = [frozenset(entry[0]) for entry in sets]
     rows = []
-    for k, ((parties, instances), scores) in enumerate(zip(sets, raw, strict=True)):
+    for k, (entry, scores) in enumerate(zip(sets, raw, strict=True)):
+        parties, instances = entry[0], entry[1]
+        profile = entry[2] if len(entry) > 2 and entry[2] else (0.0,) * len(PROFILE_FEATURES)
         mine = members[k]
         ordered = np.sort(scores)[::-1]
         second = ordered[1] if len(ordered) > 1 else ordered[0] - _NO_SECOND
@@ -82,7 +94,7 @@ def set_features(sets: Sequence[tuple[Sequence[str], Sequence[frozenset[str]]]],
             float(in_title == 1), float(in_title == 2), float(len(parties) == 3),
             float(len(parties) >= 4), float(lead > 0), float(all("ref" in i for i in instances)),
             np.log1p(len(sets)), float("protagonist" in stating), lead / n,
-            article, article if rank[k] == 0 else 0.0,
+            article, article if rank[k] == 0 else 0.0, *profile,
         ])
     return np.array(rows, dtype=np.float64)
 
@@ -120,6 +132,9 @@ class PartnershipModel:
     article_bias: float = 0.0
     #: The party-set model; None: a set scores as its best sentence (a v1 artefact).
     set_model: SetModel | None = None
+    #: The calibrated probability every set but the article's most probable one must reach
+    #: too (chosen by cross-validation); None: the threshold alone.
+    other_threshold: float | None = None
 
     def _rows(self, feature_sets: Sequence[Iterable[str]]) -> list[np.ndarray]:
         vocab = self.vocabulary
@@ -140,27 +155,25 @@ class PartnershipModel:
                           dtype=np.int64)
         return float(self.article_weights[np.sort(idx)].sum() + self.article_bias)
 
-    def set_feature_matrix(self, sets: Sequence[tuple[Sequence[str], Sequence[frozenset[str]]]]
+    def set_feature_matrix(self, sets: Sequence[PartySet]
                            ) -> tuple[np.ndarray, list[np.ndarray], list[frozenset[str]]]:
-        """For an article's candidate sets, given as (parties, one feature set per candidate
-        sentence): their `SET_FEATURES`, the sentence model's raw scores of each set's
-        sentences, and the features of each set's best sentence (the one that states it,
-        what the stage model reads)."""
-        flat = [inst for _, instances in sets for inst in instances]
+        """For an article's candidate sets (`PartySet`): their `SET_FEATURES`, the sentence
+        model's raw scores of each set's sentences, and the features of each set's best
+        sentence (the one that states it, what the stage model reads)."""
+        flat = [inst for entry in sets for inst in entry[1]]
         raw = self.scores(flat) if flat else np.zeros(0)
         per_set, stating, at = [], [], 0
-        for _, instances in sets:
+        for entry in sets:
+            instances = entry[1]
             mine = raw[at:at + len(instances)]
             per_set.append(mine)
             stating.append(instances[int(mine.argmax())])
             at += len(instances)
         return set_features(sets, per_set, self.article_score(flat)), per_set, stating
 
-    def set_scores(self, sets: Sequence[tuple[Sequence[str], Sequence[frozenset[str]]]]
-                   ) -> tuple[np.ndarray, list[frozenset[str]]]:
-        """Raw (uncalibrated) score of each of an article's candidate sets, given as
-        (parties, one feature set per candidate sentence), and the features of each set's
-        best sentence."""
+    def set_scores(self, sets: Sequence[PartySet]) -> tuple[np.ndarray, list[frozenset[str]]]:
+        """Raw (uncalibrated) score of each of an article's candidate sets (`PartySet`), and
+        the features of each set's best sentence."""
         if not sets:
             return np.zeros(0), []
         x, per_set, stating = self.set_feature_matrix(sets)
@@ -203,6 +216,8 @@ class PartnershipModel:
             "version": self.version,
             "meta": self.meta,
             "threshold": round(self.threshold, 6),
+            "other_threshold": (None if self.other_threshold is None
+                                else round(self.other_threshold, 6)),
             "detect": {"bias": round(float(self.detect_bias), 6),
                        "calibration": {"x": [round(float(v), 6) for v in self.calibration_x],
                                        "y": [round(float(v), 6) for v in self.calibration_y]}},
@@ -239,11 +254,17 @@ class PartnershipModel:
         set_model = None
         if "set_model" in data:
             sm = data["set_model"]
-            if tuple(sm["features"]) != SET_FEATURES:
+            read = tuple(sm["features"])
+            if read != SET_FEATURES[:len(read)] or len(read) < len(SET_FEATURES) - len(
+                    PROFILE_FEATURES):
                 raise ValueError("the artefact's party-set model reads other features than "
                                  "this code computes: retrain it (make train)")
-            set_model = SetModel(np.array(sm["mean"]), np.array(sm["scale"]),
-                                 np.array(sm["weights"]), float(sm["bias"]))
+            # An artefact from before the party profile gives it no weight: it scores as
+            # it was trained.
+            pad = len(SET_FEATURES) - len(read)
+            set_model = SetModel(np.r_[sm["mean"], np.zeros(pad)],
+                                 np.r_[sm["scale"], np.ones(pad)],
+                                 np.r_[sm["weights"], np.zeros(pad)], float(sm["bias"]))
         has_article = fmt == FORMAT and data.get("article", {}).get("present", False)
         return cls(version=data["version"], vocabulary={n: i for i, n in enumerate(names)},
                    detect_weights=rows[:, 0].copy(), detect_bias=data["detect"]["bias"],
@@ -253,6 +274,7 @@ class PartnershipModel:
                    stage_weights=rows[:, first_stage:].copy(),
                    stage_bias=np.array(data["stage"]["bias"]),
                    threshold=data["threshold"], meta=data.get("meta", {}),
+                   other_threshold=data.get("other_threshold"),
                    stage_prefixes=tuple(data["stage"].get("feature_prefixes", ())),
                    article_weights=rows[:, 1].copy() if has_article else None,
                    article_bias=float(data.get("article", {}).get("bias", 0.0)),

@@ -34,10 +34,6 @@ def article(text: str, aid: str = "t1") -> ArticleEvent:
 #: and ended partnerships are rare (README, extraction section); strict xfail turns into a
 #: failure the day a retrained model gets these right, so the marks cannot go stale.
 STAGE_GAP = "too few talks/failed/ended partnerships in the labelled wire copy"
-#: The same gap for detection: rumour wording ("is considering a tie-up, people familiar with
-#: the matter said") is rare on the 1987 wire, and the article and party-set models learned
-#: that; the shipped model gives this set 0.38, under its 0.40 threshold.
-RUMOUR_GAP = "rumours of a tie-up are rare in the labelled wire copy"
 
 
 def pairs(extractor: Extractor, text: str) -> set[tuple[tuple[str, ...], str]]:
@@ -49,9 +45,8 @@ def pairs(extractor: Extractor, text: str) -> set[tuple[tuple[str, ...], str]]:
      "vehicles, the companies said.", ("Mazda", "Toyota")),
     ("Ford Motor Co and Volkswagen AG signed an agreement on Tuesday to build commercial "
      "vans together.", ("Ford", "Volkswagen")),
-    pytest.param("Intel Corp is considering a chip packaging tie-up with Samsung, people "
-                 "familiar with the matter said.", ("Intel", "Samsung Electronics"),
-                 marks=pytest.mark.xfail(strict=True, reason=RUMOUR_GAP)),
+    ("Intel Corp is considering a chip packaging tie-up with Samsung, people familiar with "
+     "the matter said.", ("Intel", "Samsung Electronics")),
     ("Lufthansa and United Airlines called off talks on a transatlantic joint venture.",
      ("Lufthansa", "United Airlines")),
     # The model retrained with LOGIC_VERSION 6 candidates scores this set 0.38 against its
@@ -68,9 +63,8 @@ def test_parties_of_clear_sentences(extractor, text, parties):
 @pytest.mark.parametrize(("text", "stage"), [
     ("Ford Motor Co and Volkswagen AG signed an agreement on Tuesday to build commercial "
      "vans together.", "agreed"),
-    pytest.param("Intel Corp is considering a chip packaging tie-up with Samsung, people "
-                 "familiar with the matter said.", "rumored",
-                 marks=pytest.mark.xfail(strict=True, reason=RUMOUR_GAP)),
+    ("Intel Corp is considering a chip packaging tie-up with Samsung, people familiar with "
+     "the matter said.", "rumored"),
     pytest.param("Toyota Motor Corp and Mazda Motor Corp are in talks to jointly develop "
                  "electric vehicles, the companies said.", "talks",
                  marks=pytest.mark.xfail(strict=True, reason=STAGE_GAP)),
@@ -176,8 +170,8 @@ def test_brands_belong_to_their_owner_of_the_day():
      "vans together.", "signed"),
 ])
 def test_evidence_carries_the_cue_that_fired(lenient, text, cue):
-    # What is checked is the evidence, not detection: at a lower threshold than the shipped
-    # one the rumour (0.38, see RUMOUR_GAP) is emitted too.
+    # What is checked is the evidence, not detection (at a lower threshold than the shipped
+    # one, so a set near the threshold is emitted too).
     [event] = lenient.extract(article(text))
     ev = event.evidence[0]
     assert ev.start <= ev.cue_start < ev.cue_end <= ev.end

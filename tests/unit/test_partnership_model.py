@@ -8,8 +8,20 @@ import json
 import numpy as np
 import pytest
 
-from services.extractor.components.partnerships import PooledCandidate, decide
-from services.extractor.model import SET_FEATURES, PartnershipModel, SetModel, set_features
+from services.extractor.components.partnerships import (
+    Partnership,
+    PooledCandidate,
+    decide,
+    party_profile,
+    select,
+)
+from services.extractor.model import (
+    PROFILE_FEATURES,
+    SET_FEATURES,
+    PartnershipModel,
+    SetModel,
+    set_features,
+)
 
 
 def model(set_model: SetModel | None = None, article: dict[str, float] | None = None
@@ -120,3 +132,63 @@ def test_a_v1_artefact_still_loads_and_scores_by_the_best_sentence():
     assert old.set_model is None and old.article_weights is None
     assert list(old.set_scores(SETS)[0]) == [2.0, 0.0, -1.0]
     assert old.stage_classes == ("agreed", "talks")
+
+
+def test_sets_after_the_articles_most_probable_must_reach_the_other_threshold(tmp_path):
+    pooled = [PooledCandidate(parties, [], list(instances)) for parties, instances in SETS]
+    m = model(only("best", 1.0))  # calibrated: A-B 0.7, A-B-C 0.5, C-D 0.4
+    assert [f.parties for f in decide(pooled, m, 0.35)] == [("A", "B"), ("A", "B", "C"),
+                                                             ("C", "D")]
+    m.other_threshold = 0.45  # the most probable set needs the threshold, the others this
+    assert [f.parties for f in decide(pooled, m, 0.35)] == [("A", "B"), ("A", "B", "C")]
+    m.other_threshold = 1.01  # one event per article
+    assert [f.parties for f in decide(pooled, m, 0.35)] == [("A", "B")]
+    assert decide(pooled, m, 0.75) == []  # the first set still needs the threshold
+    path = tmp_path / "m.json.gz"
+    m.save(path)
+    assert PartnershipModel.load(path).other_threshold == 1.01
+    legacy = m.to_json()
+    del legacy["other_threshold"]  # an artefact from before the second threshold
+    assert PartnershipModel.from_json(legacy).other_threshold is None
+
+
+def test_ties_in_probability_go_to_the_higher_raw_score():
+    found = [Partnership(("A", "B"), "agreed", 0.6, 1.0, [], score=0.1),
+             Partnership(("C", "D"), "agreed", 0.6, 1.0, [], score=0.4)]
+    assert [f.parties for f in select(found, 0.5, 0.9)] == [("C", "D")]
+    assert [f.parties for f in select(found, 0.5)] == [("A", "B"), ("C", "D")]
+
+
+def test_the_party_profile_counts_how_the_whole_article_names_each_party():
+    named = [(0, "Texaco"), (40, "Honeywell Inc"), (90, "Texaco"), (130, "Icotron"),
+             (170, "Texaco"), (200, "Honeywell")]
+    mentions, mean, never, latest, companies = party_profile(("Texaco", "Honeywell"), named)
+    assert mentions == pytest.approx(np.log1p(2))  # Honeywell twice (one in full), Texaco 3
+    assert mean == pytest.approx(np.log1p(2.5))
+    assert never == 0.0
+    assert latest == pytest.approx(np.log1p(1))  # Honeywell is the second company named
+    assert companies == pytest.approx(np.log1p(4))  # distinct names as written
+    passing = party_profile(("Texaco", "Chevron"), named)
+    assert passing[0] == 0.0 and passing[2] == 0.5
+    assert passing[3] == pytest.approx(np.log1p(4))  # never named: after every company
+
+
+def test_the_profile_is_read_last_and_reads_as_zeros_when_absent():
+    profile = (1.0, 2.0, 0.5, 0.3, 1.5)
+    with_profile = [(*SETS[0], profile), *SETS[1:]]
+    x = set_features(with_profile, [np.array([2.0, 0.0]), np.array([0.0]), np.array([-1.0])],
+                     article=0.0)
+    assert list(x[0, -len(PROFILE_FEATURES):]) == list(profile)
+    assert not x[1:, -len(PROFILE_FEATURES):].any()
+    assert SET_FEATURES[-len(PROFILE_FEATURES):] == PROFILE_FEATURES
+
+
+def test_an_artefact_from_before_the_party_profile_scores_as_it_was_trained():
+    m = model(only("best", 1.0))
+    data = m.to_json()
+    cut = len(SET_FEATURES) - len(PROFILE_FEATURES)
+    for key in ("features", "mean", "scale", "weights"):
+        data["set_model"][key] = data["set_model"][key][:cut]
+    old = PartnershipModel.from_json(data)
+    with_profile = [(*entry, (3.0, 3.0, 1.0, 3.0, 3.0)) for entry in SETS]
+    assert np.allclose(old.set_scores(with_profile)[0], m.set_scores(SETS)[0])

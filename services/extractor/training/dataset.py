@@ -30,6 +30,7 @@ class Example:
     instances: tuple[frozenset[str], ...]  # one per candidate sentence
     labels: tuple[int, ...]  # STATES / NOT_EVENT / OTHER_SENTENCE per instance
     stage: str | None  # gold stage when the party set is a gold event, else None
+    profile: tuple[float, ...] = ()  # how the whole article names the parties
 
     @property
     def positive(self) -> bool:
@@ -92,5 +93,6 @@ def examples(extractor: Extractor, items: Sequence[Labelled], batch: int = 64
                         labels.append(STATES if quotes(text, quote) else OTHER_SENTENCE)
                     out.append(Example(item.article.article_id, item.story, slot.parties,
                                        tuple(slot.instances), tuple(labels),
-                                       item.events[n].stage if n is not None else None))
+                                       item.events[n].stage if n is not None else None,
+                                       slot.profile))
             yield item, out
