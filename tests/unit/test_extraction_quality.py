@@ -48,10 +48,10 @@ def test_heldout_scores_are_the_pinned_ones(extractor, heldout):
 
 def test_heldout_floors(heldout):
     scores, cal = heldout
-    assert scores.detection[2] >= 0.45, scores.as_dict()
-    assert scores.strict_prf[2] >= 0.35, scores.as_dict()
+    assert scores.detection[2] >= 0.47, scores.as_dict()
+    assert scores.strict_prf[2] >= 0.39, scores.as_dict()
     assert scores.empty_rate <= 0.015, scores.as_dict()
-    assert cal.brier <= 0.065
+    assert cal.brier <= 0.062
 
 
 def test_confidence_means_something(heldout):
@@ -80,10 +80,9 @@ def test_seed_floor(extractor, tmp_path):
     articles.write_text("".join(json.dumps(r) + "\n" for r in rows))
     s = evaluate(extractor, SHARED / "gold" / "seeds.jsonl", articles,
                  Console(stderr=True, quiet=True))
-    # 1 of 8 found, and right (Nissan-Honda). Model m603ac1cc60 found Nissan-Chrysler too
-    # (model mf3769df409, retrained on the 1987-wire company finder, gives it 0.37 against
-    # its cross-validated threshold 0.38); the one before that found Nissan-Renault as well
-    # (0.48; the party-set model, which learned from wire copy that an article's second set
-    # is rarely an event, gives it 0.26). Measured costs of models chosen by
-    # cross-validation on wire copy, not tuned away on these stories.
-    assert s.detected >= 1 and s.detection[0] == 1.0, s.as_dict()
+    # 2 of 8 found, both right: Nissan-Chrysler and Honda-Nissan (its stage wrong: rumored
+    # read as active). Model 6+m4d527bb060 (second threshold for an article's other sets,
+    # party-name profile features); the one before found only Honda-Nissan (Nissan-Chrysler
+    # 0.37 against its threshold 0.38). Measured costs of models chosen by cross-validation
+    # on wire copy, not tuned away on these stories.
+    assert s.detected >= 2 and s.detection[0] == 1.0, s.as_dict()
