@@ -107,14 +107,15 @@ async def produce(bootstrap: str, topic: str, events: list[PartnershipEvent]) ->
 
 
 async def app_topic_partitions(bootstrap: str) -> dict[str, int]:
-    """Partitions of each topic on the broker but the dead-letter topics (the input, the
-    outputs, the company index and the tables' changelogs once the aggregator is up)."""
+    """Partitions of each topic on the broker but the dead-letter topics and Faust's own
+    assignor topic (the input, the outputs, the company index and the tables' changelogs
+    once the aggregator is up)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await consumer.start()
     try:
         names = await consumer.topics()
         return {t: len(consumer.partitions_for_topic(t) or ()) for t in sorted(names)
-                if not t.endswith(".dlq") and not t.startswith("__")}
+                if not t.endswith((".dlq", "__assignor-__leader")) and not t.startswith("__")}
     finally:
         await consumer.stop()
 
