@@ -18,7 +18,13 @@ and measures:
   with rocksdb://, also after a SIGKILL that loses the data directory too (a new machine,
   or a worker taking the partitions over: the whole changelogs into RocksDB).
 
-`--store` picks the aggregator's table store (RADAR_AGGREGATOR_STORE).
+`--store` picks the aggregator's table store (RADAR_AGGREGATOR_STORE); `--partitions` the
+partitions of every topic of the app (RADAR_TOPIC_PARTITIONS: the input, the company index
+and the changelogs, which the tables are co-partitioned with). Along the fold the broker's
+CPU seconds and RSS are sampled with the aggregator's (`broker_samples`), and the fold's
+rate per tenth of the events is reported (`fold_tenths_events_per_s`): the embedded broker's
+cost per fetch grows with the records a partition holds (README "Why the broker slows as it
+fills"), so the rate falls along the fold, less with more partitions.
 """
 
 from __future__ import annotations
@@ -36,8 +42,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from aiokafka import AIOKafkaConsumer
 
-from bench.stats import parse_metrics, percentile, rounded, total
+from bench.stats import cpu_seconds, parse_metrics, percentile, rounded, total
 from services.cli.stack import Stack
 from shared.auth import bearer_headers
 from shared.broker import free_port
@@ -99,6 +106,20 @@ async def produce(bootstrap: str, topic: str, events: list[PartnershipEvent]) ->
     return time.monotonic() - started
 
 
+async def app_topic_partitions(bootstrap: str) -> dict[str, int]:
+    """Partitions of each topic on the broker but the dead-letter topics and Faust's own
+    assignor topic (the input, the outputs, the company index and the tables' changelogs
+    once the aggregator is up)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        names = await consumer.topics()
+        return {t: len(consumer.partitions_for_topic(t) or ()) for t in sorted(names)
+                if not t.endswith((".dlq", "__assignor-__leader")) and not t.startswith("__")}
+    finally:
+        await consumer.stop()
+
+
 def consumed(base_url: str, topic: str) -> float:
     text = httpx.get(base_url + "/metrics", timeout=30).text
     return total(parse_metrics(text), "radar_messages_consumed_total", topic=topic)
@@ -119,26 +140,55 @@ def disk_mb(folder: Path) -> float:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**20
 
 
+#: (seconds, events folded so far, aggregator RSS MB) and (seconds, broker CPU s, broker RSS MB)
+FoldSample = tuple[float, int, float]
+BrokerSample = tuple[float, float, float]
+
+
+def tenth_rates(samples: list[FoldSample]) -> list[float | None]:
+    """Events/s between consecutive (seconds, events folded so far, ...) samples, the first
+    from the start (0 s, 0 events)."""
+    rates: list[float | None] = []
+    last_s, last_events = 0.0, 0
+    for seconds, events, *_ in samples:
+        elapsed = seconds - last_s
+        rates.append(rounded((events - last_events) / elapsed, 0) if elapsed > 0 else None)
+        last_s, last_events = seconds, events
+    return rates
+
+
 def fold_watching_memory(base_url: str, topic: str, target: float, pid: int, timeout: float,
-                         samples: int = 10) -> list[tuple[float, int, float]]:
+                         samples: int = 10, broker_pid: int | None = None,
+                         began: float | None = None, start_count: float | None = None,
+                         broker_cpu_at_start: float | None = None
+                         ) -> tuple[list[FoldSample], list[BrokerSample]]:
     """Wait until the aggregator has consumed `target` events, sampling its RSS each time
-    another `1/samples` of them is folded: [(seconds, events folded so far, RSS MB)]."""
-    start = consumed(base_url, topic)
-    began = time.monotonic()
+    another `1/samples` of them is folded: [(seconds, events folded so far, RSS MB)]; and,
+    given its pid, the broker's at the same moments: [(seconds, CPU seconds used since the
+    start, RSS MB)]. Seconds count from `began` (a monotonic time: when the first event was
+    sent; default now); `broker_cpu_at_start`: the broker's CPU seconds then."""
+    start = consumed(base_url, topic) if start_count is None else start_count
+    began = time.monotonic() if began is None else began
     step = max(1.0, (target - start) / samples)
-    out: list[tuple[float, int, float]] = []
+    broker_cpu = (broker_cpu_at_start if broker_cpu_at_start is not None
+                  else cpu_seconds(broker_pid) if broker_pid else 0.0)
+    out: list[FoldSample] = []
+    broker: list[BrokerSample] = []
 
     def progressed() -> bool:
         done = consumed(base_url, topic)
         if done >= start + step * (len(out) + 1) or done >= target:
-            out.append((rounded(time.monotonic() - began), int(done - start),
-                        rounded(rss_mb(pid))))
+            seconds = rounded(time.monotonic() - began)
+            out.append((seconds, int(done - start), rounded(rss_mb(pid))))
+            if broker_pid:
+                broker.append((seconds, rounded(cpu_seconds(broker_pid) - broker_cpu),
+                               rounded(rss_mb(broker_pid))))
         return done >= target
 
     wait_until_blocking(progressed, timeout=timeout, interval=0.5,
                         message=lambda last: f"the aggregator did not fold {target} events "
                         f"in {timeout}s")
-    return out
+    return out, broker
 
 
 def timed_restore(stack: Stack, http: httpx.Client, check: list[str], *,
@@ -160,15 +210,17 @@ def timed_restore(stack: Stack, http: httpx.Client, check: list[str], *,
 
 
 def measure(alliances: int, queries: int, seed: int, run_dir: Path,
-            store: str = "rocksdb://") -> dict[str, Any]:
+            store: str = "rocksdb://", partitions: int = 16) -> dict[str, Any]:
     topics = TopicSettings()
     events = view_events(alliances, seed)
     stack = Stack(run_dir=run_dir, broker_port=free_port(),
                   ports={"ingestor": free_port(), "extractor": free_port(),
                          "aggregator": free_port()},
                   extra_env={"RADAR_PROFILE": "embedded", "RADAR_LOG_LEVEL": "WARNING",
-                             "RADAR_AGGREGATOR_STORE": store})
+                             "RADAR_AGGREGATOR_STORE": store,
+                             "RADAR_TOPIC_PARTITIONS": str(partitions)})
     figures: dict[str, Any] = {"alliances": alliances, "store": store,
+                               "partitions": partitions,
                                "companies": len({p for e in events for p in e.parties})}
     try:
         stack.start(("aggregator",))
@@ -176,11 +228,20 @@ def measure(alliances: int, queries: int, seed: int, run_dir: Path,
         agg = stack.services["aggregator"]
         assert agg.process is not None
         before_mb = rss_mb(agg.process.pid)
+        assert stack.broker is not None and stack.broker.process is not None
+        broker_pid = stack.broker.process.pid
+        figures["topic_partitions"] = asyncio.run(app_topic_partitions(stack.bootstrap))
+        wrong = {t: n for t, n in figures["topic_partitions"].items() if n != partitions}
+        if wrong:
+            raise RuntimeError(f"topics without {partitions} partitions: {wrong}")
         base = consumed(agg.base_url, topics.partnerships)
+        broker_cpu = cpu_seconds(broker_pid)
         started = time.monotonic()
         send_s = asyncio.run(produce(stack.bootstrap, topics.partnerships, events))
-        samples = fold_watching_memory(agg.base_url, topics.partnerships, base + len(events),
-                                       agg.process.pid, timeout=max(600.0, alliances / 5))
+        samples, broker_samples = fold_watching_memory(
+            agg.base_url, topics.partnerships, base + len(events), agg.process.pid,
+            timeout=max(600.0, alliances / 5), broker_pid=broker_pid, began=started,
+            start_count=base, broker_cpu_at_start=broker_cpu)
         alliances_s = time.monotonic() - started
         # The company index is folded by its own agent from a repartition topic: the view
         # is complete when the sampled companies answer too (a company that never does is
@@ -209,7 +270,11 @@ def measure(alliances: int, queries: int, seed: int, run_dir: Path,
                     "rss_mb_before": rounded(before_mb), "rss_mb_after": rounded(after_mb),
                     "bytes_per_alliance": rounded((after_mb - before_mb) * 2**20 / alliances,
                                                   0),
+                    "fold_tenths_events_per_s": tenth_rates(samples),
                     "rss_samples": samples,
+                    "broker_samples": broker_samples,
+                    "broker_rss_mb_after_fold": rounded(rss_mb(broker_pid)),
+                    "broker_cpu_s_fold": broker_samples[-1][1] if broker_samples else None,
                     "data_dir_mb": rounded(disk_mb(stack.run_dir / "aggregator"))}
         names = [e.parties[0] for e in sample if e.parties[0] not in pending]
         headers = bearer_headers(auth().api_token)
@@ -248,6 +313,13 @@ def measure(alliances: int, queries: int, seed: int, run_dir: Path,
     return figures
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: not a positive count")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.view",
                                      description=__doc__.split("\n")[0])
@@ -258,11 +330,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-dir", help="logs (default: a temp dir)")
     parser.add_argument("--store", choices=("rocksdb://", "memory://"), default="rocksdb://",
                         help="the aggregator's table store")
+    parser.add_argument("--partitions", type=positive_int, default=16,
+                        help="partitions of every topic of the app (RADAR_TOPIC_PARTITIONS; "
+                        "16: the fold 1.7x as fast as over 4 at 20,000 alliances, README "
+                        "\"The view at scale\")")
     args = parser.parse_args(argv)
     run_dir = Path(args.run_dir or tempfile.mkdtemp(prefix="radar-view-bench-"))
-    print(f"view bench: {args.alliances} alliances on {args.store}; logs in {run_dir}/logs",
+    print(f"view bench: {args.alliances} alliances on {args.store}, {args.partitions} "
+          f"partitions; logs in {run_dir}/logs",
           flush=True)
-    figures = measure(args.alliances, args.queries, args.seed, run_dir, args.store)
+    figures = measure(args.alliances, args.queries, args.seed, run_dir, args.store,
+                      args.partitions)
     print(json.dumps(figures))
     return 0
 

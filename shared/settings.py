@@ -360,10 +360,14 @@ class AggregatorSettings(HttpSettings):
                               "rocksdb:// on disk under the data directory (memory stays flat "
                               "as the view grows; a restart replays only the changelog tail), "
                               "memory:// in RAM (rebuilt from the changelogs at every start).")
-    rocksdb_cache_mb: int = Field(8, ge=1, description="RocksDB block cache per table "
-                                  "partition (rocksdb:// only).")
+    rocksdb_cache_mb: int = Field(64, ge=1, description="RocksDB block cache of the worker, "
+                                  "shared by every table partition (rocksdb:// only).")
     rocksdb_write_buffer_mb: int = Field(4, ge=1, description="RocksDB memtable size per table "
                                          "partition, two at most (rocksdb:// only).")
+    rocksdb_memtables_mb: int = Field(64, ge=1, description="All RocksDB memtables of the "
+                                      "worker together: past it the largest is flushed "
+                                      "(rocksdb:// only; with the shared cache, memory does "
+                                      "not grow with the partitions).")
     history_limit: int = Field(50, ge=1, description="Stage transitions kept per alliance.")
     observation_limit: int = Field(200, ge=1, description="Supporting events kept per "
                                    "alliance.")

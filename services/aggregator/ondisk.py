@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import faust
+import rocksdict
+from faust.stores.rocksdb import RocksDBOptions
 from faust.stores.rocksdb import Store as RocksStore
 from rocksdict import Rdict, WriteBatch
 
@@ -162,14 +164,49 @@ def company_delta(old: bytes | None, new: bytes | None) -> IndexDelta:
 # ------------------------------------------------------------------ the store
 
 
+class SharedMemory:
+    """One worker's RocksDB memory, whatever its partition count: one block cache shared by
+    every partition database of both tables, and one bound on all their memtables (RocksDB's
+    write buffer manager flushes the largest when the total passes it).
+
+    Why: Faust gives each partition database its own cache and memtables, so memory grew
+    with the partitions (2 tables x partitions x (cache + 2 memtables per column family));
+    the embedded broker's fold wants more partitions (README "The view at scale")."""
+
+    def __init__(self, cache_bytes: int, memtable_bytes: int) -> None:
+        self.cache = rocksdict.Cache(cache_bytes)
+        self.memtables = rocksdict.WriteBufferManager(memtable_bytes, False)
+
+
+class SharedMemoryOptions(RocksDBOptions):
+    """Faust's RocksDB options (rocksdict), with the block cache and the memtable bound of
+    `shared` in place of a cache per database."""
+
+    def __init__(self, shared: SharedMemory, **options: Any) -> None:
+        super().__init__(**options, use_rocksdict=True)
+        self.shared = shared
+
+    def as_options(self) -> rocksdict.Options:
+        options = super().as_options()
+        table = rocksdict.BlockBasedOptions()
+        table.set_bloom_filter(self.bloom_filter_size, block_based=True)
+        table.set_block_cache(self.shared.cache)
+        table.set_index_type(rocksdict.BlockBasedIndexType.binary_search())
+        options.set_block_based_table_factory(table)
+        options.set_write_buffer_manager(self.shared.memtables)
+        return options
+
+
 class IndexedStore(RocksStore):
     """Faust's RocksDB store whose writes also keep the partition's index (module
     docstring). Rows live in the partition their key hashes to (`partition_of`, the same
     hash as every topic of the app), so reads and writes go straight to that database."""
 
     def __init__(self, *args: Any, indexer: Indexer, partition_of: Callable[[bytes], int],
-                 **kwargs: Any) -> None:
+                 shared: SharedMemory | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if shared is not None:
+            self.rocksdb_options = SharedMemoryOptions(shared, **self.options)
         self._indexer = indexer
         self._partition_of = partition_of
         self._index_cfs: dict[int, tuple[Rdict, Any, Rdict]] = {}
@@ -277,9 +314,10 @@ class IndexedTable(faust.Table):
     """A table on `IndexedStore` (declared like `app.Table`, then added to `app.tables`)."""
 
     def __init__(self, *args: Any, indexer: Indexer, partition_of: Callable[[bytes], int],
-                 **kwargs: Any) -> None:
+                 shared: SharedMemory | None = None, **kwargs: Any) -> None:
         self._indexer = indexer
         self._partition_of = partition_of
+        self._shared = shared
         super().__init__(*args, **kwargs)
 
     def _new_store_by_url(self, url: Any) -> IndexedStore:
@@ -288,16 +326,18 @@ class IndexedTable(faust.Table):
                             value_serializer=self.value_serializer,
                             value_type=self.value_type, loop=self.loop,
                             options=self.options, indexer=self._indexer,
-                            partition_of=self._partition_of)
+                            partition_of=self._partition_of, shared=self._shared)
 
 
 def define_table(app: faust.App, name: str, partitions: int, indexer: Indexer,
-                 partition_of: Callable[[bytes], int], options: dict[str, Any]) -> faust.Table:
-    """A bytes-to-bytes table of `app` on disk, indexed by `indexer`."""
+                 partition_of: Callable[[bytes], int], options: dict[str, Any],
+                 shared: SharedMemory | None = None) -> faust.Table:
+    """A bytes-to-bytes table of `app` on disk, indexed by `indexer`; with `shared`, its
+    partition databases use that cache and memtable bound (else one cache each)."""
     return app.tables.add(IndexedTable(
         app, name=name, beacon=app.tables.beacon, key_type=bytes, value_type=bytes,
         partitions=partitions, store="rocksdb://", options=options, indexer=indexer,
-        partition_of=partition_of))
+        partition_of=partition_of, shared=shared))
 
 
 # ------------------------------------------------------------------ readers

@@ -23,6 +23,7 @@ from services.aggregator.listing import (
 from services.aggregator.ondisk import (
     DiskAllianceIndex,
     DiskCompanyNames,
+    SharedMemory,
     alliance_delta,
     company_delta,
     define_table,
@@ -72,13 +73,16 @@ class Tables:
             return partition_for(key, partitions)
 
         if settings.store is TableStore.ROCKSDB:
-            options = {"block_cache_size": settings.rocksdb_cache_mb * 2**20,
-                       "write_buffer_size": settings.rocksdb_write_buffer_mb * 2**20,
+            options = {"write_buffer_size": settings.rocksdb_write_buffer_mb * 2**20,
                        "max_write_buffer_number": 2}
+            # One cache and one memtable bound for every partition database of both
+            # tables: the worker's memory does not grow with the partition count.
+            shared = SharedMemory(settings.rocksdb_cache_mb * 2**20,
+                                  settings.rocksdb_memtables_mb * 2**20)
             alliances = define_table(app, "alliances", partitions, alliance_delta,
-                                     partition_of, options)
+                                     partition_of, options, shared)
             companies = define_table(app, "companies", partitions, company_delta,
-                                     partition_of, options)
+                                     partition_of, options, shared)
             return cls(app, alliances, companies, partitions,
                        DiskAllianceIndex(alliances.data), DiskCompanyNames(companies.data))
         # bytes keys and values pass through Faust's codecs untouched: values are pydantic

@@ -20,7 +20,6 @@ from shared.broker import free_port
 from shared.contracts import AllianceChange, Evidence, PartnershipEvent, alliance_id_for
 from tests.helpers import TopicReader, produce, valid, wait_until
 
-PARTITIONS = 4
 T0 = datetime(2024, 6, 1, tzinfo=UTC)
 
 
@@ -31,7 +30,7 @@ def event(article: str, parties: list[str], stage: str, day: int) -> Partnership
         evidence=[Evidence(sentence=f"{article} {stage}", start=0, end=5)])
 
 
-# 10 alliances over the 4 partitions; each moves rumored -> talks; one of them to agreed.
+# 10 alliances over the partitions; each moves rumored -> talks; one of them to agreed.
 PAIRS = [[f"Scale{i} Corp", f"Scale{i + 1} Corp"] for i in range(10)]
 EVENTS = [event(f"sc-{i}-{stage}", pair, stage, day) for i, pair in enumerate(PAIRS)
           for stage, day in (("rumored", i), ("talks", i + 20))]
@@ -39,16 +38,17 @@ EVENTS.append(event("sc-0-agreed", PAIRS[0], "agreed", 40))
 
 
 class Cluster:
-    def __init__(self, bootstrap: str, run_dir: Path, store: str) -> None:
+    def __init__(self, bootstrap: str, run_dir: Path, store: str, partitions: int) -> None:
         tag = uuid.uuid4().hex[:8]
         self.bootstrap = bootstrap
+        self.partitions = partitions
         self.partnerships, self.changes = f"scale-{tag}.partnerships", f"scale-{tag}.changes"
         self.env = dict(os.environ) | {
             "RADAR_BOOTSTRAP_SERVERS": bootstrap, "RADAR_PROFILE": "embedded",
             "RADAR_AGGREGATOR_APP_ID": f"radar-scale-{tag}",
             "RADAR_TOPIC_PARTNERSHIPS": self.partnerships, "RADAR_TOPIC_CHANGES": self.changes,
             "RADAR_TOPIC_STATE": f"scale-{tag}.state",
-            "RADAR_TOPIC_PARTITIONS": str(PARTITIONS), "PYTHONUNBUFFERED": "1",
+            "RADAR_TOPIC_PARTITIONS": str(partitions), "PYTHONUNBUFFERED": "1",
             "RADAR_AGGREGATOR_STORE": store,
         }
         self.workers = [self._worker(run_dir, name) for name in ("a", "b")]
@@ -82,11 +82,14 @@ def answer(url: str, timeout: float = 30) -> httpx.Response:
 
 
 # Both table stores: on disk (the default; the partitions taken over are restored into
-# RocksDB, index included) and in memory.
-@pytest.fixture(scope="module", params=["rocksdb://", "memory://"])
+# RocksDB, index included) and in memory; and every topic of the app at 16 partitions (what
+# `bench.view` runs: the embedded broker's fetch cost is per partition, README "The view at
+# scale"), where the fence, the company index and the takeover span 16.
+@pytest.fixture(scope="module", params=[("rocksdb://", 4), ("memory://", 4), ("rocksdb://", 16)],
+                ids=["rocksdb-4", "memory-4", "rocksdb-16"])
 def cluster(bootstrap: str, tmp_path_factory: pytest.TempPathFactory,
             request: pytest.FixtureRequest) -> Iterator[Cluster]:
-    c = Cluster(bootstrap, tmp_path_factory.mktemp("scaleout"), request.param)
+    c = Cluster(bootstrap, tmp_path_factory.mktemp("scaleout"), *request.param)
     try:
         for worker in c.workers:
             worker.start()
@@ -98,6 +101,7 @@ def cluster(bootstrap: str, tmp_path_factory: pytest.TempPathFactory,
 
 def test_two_workers_share_partitions_route_queries_and_survive_a_kill(cluster: Cluster):
     a, b = cluster.workers
+    partitions = cluster.partitions
 
     def split() -> tuple[list, list] | None:
         for w in (a, b):
@@ -110,7 +114,7 @@ def test_two_workers_share_partitions_route_queries_and_survive_a_kill(cluster: 
         return None
 
     parts_a, parts_b = wait_until(split, 90, 0.2, "both workers ready, partitions split")
-    assert sorted(parts_a + parts_b) == list(range(PARTITIONS))
+    assert sorted(parts_a + parts_b) == list(range(partitions))
 
     asyncio.run(produce(cluster.bootstrap, cluster.partnerships,
                         [(e.key(), e.to_bytes()) for e in EVENTS]))
@@ -132,7 +136,7 @@ def test_two_workers_share_partitions_route_queries_and_survive_a_kill(cluster: 
         while True:
             page = answer(f"{worker.base_url}/alliances?limit=3"
                           + (f"&cursor={cursor}" if cursor else "")).json()
-            assert page["count"] <= 3 and page["partitions"] == list(range(PARTITIONS))
+            assert page["count"] <= 3 and page["partitions"] == list(range(partitions))
             listed += page["alliances"]
             cursor = page["next_cursor"]
             if cursor is None:
@@ -143,12 +147,12 @@ def test_two_workers_share_partitions_route_queries_and_survive_a_kill(cluster: 
         f"scale{i}-corp" for i in range(11)), 30, 0.2, "every company in the type-ahead")
 
     # Single-key queries reach the owner, whichever worker is asked.
-    urls = {p: (a.base_url if p in parts_a else b.base_url) for p in range(PARTITIONS)}
+    urls = {p: (a.base_url if p in parts_a else b.base_url) for p in range(partitions)}
     owners_used = set()
     singles = {}
     for row in before["alliances"]:
         key = row["alliance_id"]
-        owner = urls[partition_for(key.encode(), PARTITIONS)]
+        owner = urls[partition_for(key.encode(), partitions)]
         answers = [answer(f"{w.base_url}/alliances/{key}/history") for w in (a, b)]
         assert [r.headers["X-Radar-Worker"] for r in answers] == [owner, owner]
         assert answers[0].json() == answers[1].json()
@@ -169,7 +173,7 @@ def test_two_workers_share_partitions_route_queries_and_survive_a_kill(cluster: 
 
     def alone() -> dict | None:
         health = cluster.health(a)
-        if health.get("partitions") == list(range(PARTITIONS)) and \
+        if health.get("partitions") == list(range(partitions)) and \
                 health.get("workers") == [a.base_url]:
             return cluster.view(a)
         return None
@@ -183,7 +187,7 @@ def test_two_workers_share_partitions_route_queries_and_survive_a_kill(cluster: 
 
     # ... and a processes new events of b's former partitions.
     moved = next(p for p in PAIRS
-                 if partition_for(alliance_id_for(p).encode(), PARTITIONS) in parts_b)
+                 if partition_for(alliance_id_for(p).encode(), partitions) in parts_b)
     late = event("sc-late-active", moved, "active", 60)  # a stage change for any pair
     asyncio.run(produce(cluster.bootstrap, cluster.partnerships, [(late.key(), late.to_bytes())]))
     wait_until(lambda: answer(f"{a.base_url}/alliances/{late.alliance_id}").json()["stage"]

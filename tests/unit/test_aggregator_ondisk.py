@@ -204,3 +204,40 @@ def test_graph_hop_over_companies_of_different_name_lengths(tables):
         assert got == memory.page(range(4), selection, None, 100)
         assert {e.alliance_id for e in got[0]} == \
             {s.alliance_id for s in states if hop & set(s.alliance_id.split("+"))}
+
+
+
+def test_every_partition_database_of_both_tables_shares_one_cache_and_memtable_bound(
+        tmp_path) -> None:
+    """A worker's RocksDB memory does not grow with the partitions: every partition database
+    of both tables charges its memtables to one write buffer manager (and reads through one
+    block cache). 40 MB written over 16 partitions (2.5 MB each, under the 4 MB at which a
+    memtable flushes by itself): unbounded, the memtables hold it all; bounded at 4 MB, the
+    largest are flushed and the total stays near the bound plus each memtable's first arena
+    block."""
+    def usage(memtables_mb: int, name: str) -> tuple[int, Tables]:
+        settings = AggregatorSettings(store="rocksdb://", rocksdb_memtables_mb=memtables_mb,
+                                      rocksdb_cache_mb=2)
+        app = faust.App(name, datadir=str(tmp_path / name), autodiscover=False)
+        tables = Tables.define(app, 16, settings)
+        stores = [tables.alliances.data, tables.companies.data]
+        assert len({id(store.rocksdb_options.shared) for store in stores}) == 1
+        for n in range(40_000):
+            key = f"shared-{n}".encode()
+            stores[0]._db_for_partition(partition_for(key, 16))[key] = FILLER
+        for partition in range(16):
+            stores[1]._db_for_partition(partition)[b"k"] = FILLER
+        return stores[0].rocksdb_options.shared.memtables.get_usage(), tables
+
+    unbounded, _ = usage(1024, "unbounded")
+    bounded, tables = usage(4, "bounded")
+    assert unbounded > 40 * 2**20
+    assert bounded < unbounded / 2
+    store = tables.alliances.data
+    for n in range(0, 40_000, 997):  # flushed rows read back, through the shared cache
+        key = f"shared-{n}".encode()
+        assert store._db_for_partition(partition_for(key, 16))[key] == FILLER
+    assert store.rocksdb_options.shared.cache.get_usage() > 0
+
+
+FILLER = b"x" * 1000
