@@ -138,7 +138,9 @@ class PartnershipModel:
 
     def _rows(self, feature_sets: Sequence[Iterable[str]]) -> list[np.ndarray]:
         vocab = self.vocabulary
-        return [np.fromiter((vocab[f] for f in feats if f in vocab), dtype=np.int64)
+        # Sorted: a set of features iterates in an order that changes with PYTHONHASHSEED,
+        # and a sum's rounding with it (training must be byte-for-byte reproducible).
+        return [np.sort(np.fromiter((vocab[f] for f in feats if f in vocab), dtype=np.int64))
                 for feats in feature_sets]
 
     def scores(self, feature_sets: Sequence[Iterable[str]]) -> np.ndarray:

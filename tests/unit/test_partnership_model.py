@@ -192,3 +192,24 @@ def test_an_artefact_from_before_the_party_profile_scores_as_it_was_trained():
     old = PartnershipModel.from_json(data)
     with_profile = [(*entry, (3.0, 3.0, 1.0, 3.0, 3.0)) for entry in SETS]
     assert np.allclose(old.set_scores(with_profile)[0], m.set_scores(SETS)[0])
+
+
+def test_feature_rows_come_in_index_order_whatever_the_sets_iteration_order():
+    """A frozenset of strings iterates in an order that changes with PYTHONHASHSEED; a row's
+    sum in that order differs by a rounding error, enough for `make train` to write other
+    bytes on another run (seen in a fresh-clone CI run). Rows are read in index order."""
+    from services.extractor.training.train import matrix
+
+    names = [f"w:{k}" for k in range(40)]
+    vocab = {n: i for i, n in enumerate(names)}
+    feats = frozenset(reversed(names))
+    m = matrix([feats, frozenset(names[::3])], vocab)
+    assert m.has_sorted_indices
+    assert list(m.indices[m.indptr[0]:m.indptr[1]]) == list(range(40))
+    w = np.arange(40, dtype=float)
+    rows = PartnershipModel(
+        version="t", vocabulary=vocab, detect_weights=w, detect_bias=0.0,
+        calibration_x=np.array([0.0, 1.0]), calibration_y=np.array([0.0, 1.0]),
+        stage_classes=("agreed",), stage_weights=np.zeros((40, 1)), stage_bias=np.zeros(1),
+        threshold=0.5, meta={}, stage_prefixes=("w:",))._rows([feats])
+    assert list(rows[0]) == list(range(40))

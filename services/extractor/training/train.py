@@ -95,11 +95,12 @@ def vocabulary(feature_sets: Sequence[frozenset[str]], min_count: int) -> dict[s
 def matrix(feature_sets: Sequence[frozenset[str]], vocab: dict[str, int]) -> sparse.csr_matrix:
     rows, cols = [], []
     for r, feats in enumerate(feature_sets):
-        for f in feats:
-            i = vocab.get(f)
-            if i is not None:
-                rows.append(r)
-                cols.append(i)
+        # Columns in index order, not the set's: a frozenset of strings iterates in an order
+        # that changes with PYTHONHASHSEED, and so would the sums over a row, by a rounding
+        # error that is enough to make `make train` write other bytes.
+        found = sorted(i for f in feats if (i := vocab.get(f)) is not None)
+        rows.extend([r] * len(found))
+        cols.extend(found)
     return sparse.csr_matrix((np.ones(len(rows)), (rows, cols)),
                              shape=(len(feature_sets), len(vocab)))
 
